@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "session_flock",
+      "sources": ["native/binding.c"],
+      "conditions": [
+        ["OS=='win'", {
+          "sources": ["native/flock_win32.c"],
+          "msvs_settings": {"VCCLCompilerTool": {"WarningLevel": 4, "WarnAsError": "true"}}
+        }, {
+          "sources": ["native/flock_posix.c"],
+          "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror"],
+          "xcode_settings": {"OTHER_CFLAGS": ["-std=c11", "-Wall", "-Wextra", "-Werror"]}
+        }]
+      ]
+    }
+  ]
+}

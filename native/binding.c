@@ -1,0 +1,452 @@
+/* Node-API glue over flock.h: handle objects, waits on addon-owned threads,
+ * and the env cleanup hook that closes a worker's descriptors. Argument
+ * validation and error objects live in TypeScript; this file only asserts. */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flock.h"
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) napi_fatal_error(#call, NAPI_AUTO_LENGTH, "", 0); \
+  } while (0)
+
+#define ASSERT(cond)                                                             \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      napi_throw_type_error(env, "ERR_SESSION_FLOCK_ASSERT", "assertion failed: " #cond); \
+      return NULL;                                                               \
+    }                                                                            \
+  } while (0)
+
+typedef struct handle handle_t;
+
+/* Per env (main thread or worker): the handles it opened, for the cleanup hook. */
+typedef struct {
+  handle_t *open_handles;
+  int waits_in_flight;
+} instance_t;
+
+struct handle {
+  sf_mutex_t *mu;         /* guards everything below against the wait thread */
+  sf_file_t *file;        /* NULL once closed */
+  int refs;               /* the JS object, plus one per wait not yet finished */
+  int waiting;            /* a wait thread is inside sf_wait_lock() */
+  int cancelled;          /* give up the current wait; a late grant is unlocked at once */
+  int close_when_done;    /* close() came during a wait: the wait thread closes */
+  instance_t *inst;       /* NULL once the env is gone or the handle left its list */
+  handle_t *prev, *next;
+};
+
+/* One wait: shared by its thread and its threadsafe function's finalizer. */
+typedef struct {
+  handle_t *h;
+  napi_threadsafe_function tsfn;
+  int tsfn_gone; /* the env destroyed the tsfn: never call it (under h->mu) */
+  int refs;      /* the thread and the tsfn finalizer */
+  int shared;
+} wait_t;
+
+static const napi_type_tag handle_tag = {0x5e5510f10c4b1e55ULL, 0x6f7c2d1a93b84e27ULL};
+
+/* Called with h->mu held; returns whether the caller must free h. */
+static int handle_unref_locked(handle_t *h) {
+  return --h->refs == 0;
+}
+
+static void handle_free(handle_t *h) {
+  sf_mutex_free(h->mu);
+  free(h);
+}
+
+static void list_remove(handle_t *h) {
+  if (h->inst == NULL) return;
+  if (h->prev != NULL) h->prev->next = h->next;
+  else h->inst->open_handles = h->next;
+  if (h->next != NULL) h->next->prev = h->prev;
+  h->prev = h->next = NULL;
+  h->inst = NULL;
+}
+
+/* Closes now, or hands the close to the running wait thread: the descriptor
+ * must outlive the flock() blocked on it, or its number could be reused. */
+static int handle_close_locked(handle_t *h) {
+  if (h->file == NULL) return 0;
+  if (h->waiting) {
+    h->cancelled = 1;
+    h->close_when_done = 1;
+    sf_cancel_wait(h->file);
+    return 0;
+  }
+  int r = sf_close(h->file);
+  h->file = NULL;
+  return r;
+}
+
+static void handle_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  handle_t *h = data;
+  list_remove(h);
+  sf_mutex_lock(h->mu);
+  handle_close_locked(h);
+  int last = handle_unref_locked(h);
+  sf_mutex_unlock(h->mu);
+  if (last) handle_free(h);
+}
+
+static void env_cleanup(void *arg) {
+  instance_t *inst = arg;
+  while (inst->open_handles != NULL) {
+    handle_t *h = inst->open_handles;
+    list_remove(h);
+    sf_mutex_lock(h->mu);
+    handle_close_locked(h);
+    sf_mutex_unlock(h->mu);
+  }
+  free(inst);
+}
+
+static handle_t *unwrap_handle(napi_env env, napi_value value) {
+  bool tagged = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, value, &handle_tag, &tagged) != napi_ok || !tagged) return NULL;
+  CHECK(napi_unwrap(env, value, &data));
+  return data;
+}
+
+static napi_value make_int(napi_env env, int value) {
+  napi_value result;
+  CHECK(napi_create_int32(env, value, &result));
+  return result;
+}
+
+static napi_value make_bool(napi_env env, int value) {
+  napi_value result;
+  CHECK(napi_get_boolean(env, value != 0, &result));
+  return result;
+}
+
+/* Reads up to `max` arguments; `cb_data` receives the instance. */
+static size_t get_args(napi_env env, napi_callback_info info, size_t max, napi_value *argv, instance_t **inst) {
+  size_t argc = max;
+  void *data = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, &data));
+  if (inst != NULL) *inst = data;
+  return argc;
+}
+
+static char *get_utf8(napi_env env, napi_value value) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (s == NULL) return NULL;
+  CHECK(napi_get_value_string_utf8(env, value, s, len + 1, &len));
+  return s;
+}
+
+/* open(path: string, mode: number, create: boolean): Handle | number */
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  instance_t *inst;
+  ASSERT(get_args(env, info, 3, argv, &inst) == 3);
+  int32_t mode = 0;
+  bool create = false;
+  ASSERT(napi_get_value_int32(env, argv[1], &mode) == napi_ok);
+  ASSERT(napi_get_value_bool(env, argv[2], &create) == napi_ok);
+  char *path = get_utf8(env, argv[0]);
+  ASSERT(path != NULL);
+
+  sf_file_t *file = NULL;
+  int r = sf_open(path, mode, create ? SF_OPEN_CREATE : 0, &file);
+  free(path);
+  if (r != 0) return make_int(env, r);
+
+  handle_t *h = calloc(1, sizeof *h);
+  sf_mutex_t *mu = h != NULL ? sf_mutex_new() : NULL;
+  if (mu == NULL) {
+    free(h);
+    sf_close(file);
+    return make_int(env, SF_NO_MEMORY);
+  }
+  h->mu = mu;
+  h->file = file;
+  h->refs = 1;
+  h->inst = inst;
+  h->next = inst->open_handles;
+  if (h->next != NULL) h->next->prev = h;
+  inst->open_handles = h;
+
+  napi_value obj;
+  CHECK(napi_create_object(env, &obj));
+  CHECK(napi_type_tag_object(env, obj, &handle_tag));
+  CHECK(napi_wrap(env, obj, h, handle_finalize, NULL, NULL));
+  return obj;
+}
+
+#define HANDLE_ARG(index)                    \
+  handle_t *h = unwrap_handle(env, argv[index]); \
+  ASSERT(h != NULL)
+
+/* tryLock(h, shared: boolean): 0 | WOULD_BLOCK | negative code */
+static napi_value js_try_lock(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  ASSERT(get_args(env, info, 2, argv, NULL) == 2);
+  HANDLE_ARG(0);
+  bool shared = false;
+  ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
+  sf_mutex_lock(h->mu);
+  int r = h->file == NULL ? SF_CANCELLED : h->waiting ? SF_WOULD_BLOCK : sf_try_lock(h->file, shared);
+  sf_mutex_unlock(h->mu);
+  return make_int(env, r);
+}
+
+static void wait_unref_locked(wait_t *w, int *free_wait, int *free_handle) {
+  *free_wait = --w->refs == 0;
+  *free_handle = *free_wait && handle_unref_locked(w->h);
+}
+
+static void wait_release(wait_t *w) {
+  handle_t *h = w->h;
+  int free_wait, free_handle;
+  sf_mutex_lock(h->mu);
+  wait_unref_locked(w, &free_wait, &free_handle);
+  sf_mutex_unlock(h->mu);
+  if (free_wait) free(w);
+  if (free_handle) handle_free(h);
+}
+
+static void wait_thread(void *arg) {
+  wait_t *w = arg;
+  handle_t *h = w->h;
+  /* h->file cannot change while h->waiting is set: close is deferred to us. */
+  int r = sf_wait_lock(h->file, w->shared);
+
+  sf_mutex_lock(h->mu);
+  if (r == 0 && h->cancelled) {
+    /* The late grant: nobody wants it any more, so it must not stay held. */
+    sf_unlock(h->file);
+    r = SF_CANCELLED;
+  }
+  h->waiting = 0;
+  h->cancelled = 0;
+  if (h->close_when_done) {
+    sf_close(h->file);
+    h->file = NULL;
+    h->close_when_done = 0;
+  }
+  if (!w->tsfn_gone) {
+    napi_call_threadsafe_function(w->tsfn, (void *)(intptr_t)r, napi_tsfn_nonblocking);
+    napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
+  }
+  sf_mutex_unlock(h->mu);
+  wait_release(w);
+}
+
+static void wait_deliver(napi_env env, napi_value callback, void *context, void *data) {
+  if (env == NULL) return;
+  ((instance_t *)context)->waits_in_flight--;
+  napi_value undefined, argv[1];
+  CHECK(napi_get_undefined(env, &undefined));
+  argv[0] = make_int(env, (int)(intptr_t)data);
+  napi_call_function(env, undefined, callback, 1, argv, NULL);
+}
+
+static void wait_tsfn_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  wait_t *w = data;
+  sf_mutex_lock(w->h->mu);
+  w->tsfn_gone = 1;
+  sf_mutex_unlock(w->h->mu);
+  wait_release(w);
+}
+
+/* waitLock(h, shared: boolean, done: (code: number) => void): 0 | negative code.
+ * The wait runs on its own thread and does not keep the event loop alive. */
+static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  instance_t *inst;
+  ASSERT(get_args(env, info, 3, argv, &inst) == 3);
+  HANDLE_ARG(0);
+  bool shared = false;
+  ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
+
+  sf_mutex_lock(h->mu);
+  int busy = h->file == NULL ? SF_CANCELLED : h->waiting ? SF_WOULD_BLOCK : 0;
+  sf_mutex_unlock(h->mu);
+  if (busy != 0) return make_int(env, busy);
+
+  wait_t *w = calloc(1, sizeof *w);
+  if (w == NULL) return make_int(env, SF_NO_MEMORY);
+  w->h = h;
+  w->shared = shared;
+  w->refs = 2;
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "session-flock:wait", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, w, wait_tsfn_finalize, inst,
+                                        wait_deliver, &w->tsfn));
+  CHECK(napi_unref_threadsafe_function(env, w->tsfn));
+  inst->waits_in_flight++;
+
+  sf_mutex_lock(h->mu);
+  h->refs++;
+  h->waiting = 1;
+  h->cancelled = 0;
+  sf_mutex_unlock(h->mu);
+  int r = sf_thread_start(wait_thread, w);
+  if (r != 0) {
+    sf_mutex_lock(h->mu);
+    h->waiting = 0;
+    sf_mutex_unlock(h->mu);
+    inst->waits_in_flight--;
+    wait_release(w); /* the thread's share; the tsfn finalizer drops the other */
+    CHECK(napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort));
+  }
+  return make_int(env, r);
+}
+
+/* cancelWait(h): true when a wait was running and is now told to give up. */
+static napi_value js_cancel_wait(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
+  HANDLE_ARG(0);
+  sf_mutex_lock(h->mu);
+  int was_waiting = h->waiting;
+  if (was_waiting) {
+    h->cancelled = 1;
+    sf_cancel_wait(h->file);
+  }
+  sf_mutex_unlock(h->mu);
+  return make_bool(env, was_waiting);
+}
+
+/* unlock(h): 0 | negative code */
+static napi_value js_unlock(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
+  HANDLE_ARG(0);
+  sf_mutex_lock(h->mu);
+  int r = h->file == NULL || h->waiting ? 0 : sf_unlock(h->file);
+  sf_mutex_unlock(h->mu);
+  return make_int(env, r);
+}
+
+/* close(h): 0 | negative code; idempotent; deferred while a wait runs. */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
+  HANDLE_ARG(0);
+  list_remove(h);
+  sf_mutex_lock(h->mu);
+  int r = handle_close_locked(h);
+  sf_mutex_unlock(h->mu);
+  return make_int(env, r);
+}
+
+/* sameFile(h, path): 0 | REPLACED | negative code */
+static napi_value js_same_file(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  ASSERT(get_args(env, info, 2, argv, NULL) == 2);
+  HANDLE_ARG(0);
+  char *path = get_utf8(env, argv[1]);
+  ASSERT(path != NULL);
+  sf_mutex_lock(h->mu);
+  int r = h->file == NULL ? SF_CANCELLED : sf_same_file(h->file, path);
+  sf_mutex_unlock(h->mu);
+  free(path);
+  return make_int(env, r);
+}
+
+/* setInheritable(h, inheritable: boolean): native descriptor number | negative code */
+static napi_value js_set_inheritable(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  ASSERT(get_args(env, info, 2, argv, NULL) == 2);
+  HANDLE_ARG(0);
+  bool inheritable = false;
+  ASSERT(napi_get_value_bool(env, argv[1], &inheritable) == napi_ok);
+  sf_mutex_lock(h->mu);
+  int r = h->file == NULL ? SF_CANCELLED : sf_set_inheritable(h->file, inheritable);
+  double fd = r == 0 ? (double)sf_native_handle(h->file) : r;
+  sf_mutex_unlock(h->mu);
+  napi_value result;
+  CHECK(napi_create_double(env, fd, &result));
+  return result;
+}
+
+/* errorName(code): "ENOENT"-style string | undefined */
+static napi_value js_error_name(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
+  int32_t code = 0;
+  ASSERT(napi_get_value_int32(env, argv[0], &code) == napi_ok);
+  const char *name = sf_error_name(code);
+  napi_value result;
+  if (name == NULL) CHECK(napi_get_undefined(env, &result));
+  else CHECK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+/* errorErrno(code): the OS error number (errno / GetLastError()) */
+static napi_value js_error_errno(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
+  int32_t code = 0;
+  ASSERT(napi_get_value_int32(env, argv[0], &code) == napi_ok);
+  return make_int(env, sf_error_errno(code));
+}
+
+/* waitsInFlight(): waits this env started whose completion is not yet delivered */
+static napi_value js_waits_in_flight(napi_env env, napi_callback_info info) {
+  instance_t *inst;
+  get_args(env, info, 0, NULL, &inst);
+  return make_int(env, inst->waits_in_flight);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  instance_t *inst = calloc(1, sizeof *inst);
+  if (inst == NULL) {
+    napi_throw_error(env, "ENOMEM", "session-flock: out of memory");
+    return NULL;
+  }
+  CHECK(napi_add_env_cleanup_hook(env, env_cleanup, inst));
+
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } functions[] = {
+      {"open", js_open},
+      {"tryLock", js_try_lock},
+      {"waitLock", js_wait_lock},
+      {"cancelWait", js_cancel_wait},
+      {"unlock", js_unlock},
+      {"close", js_close},
+      {"sameFile", js_same_file},
+      {"setInheritable", js_set_inheritable},
+      {"errorName", js_error_name},
+      {"errorErrno", js_error_errno},
+      {"waitsInFlight", js_waits_in_flight},
+  };
+  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+    napi_value fn;
+    CHECK(napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, inst, &fn));
+    CHECK(napi_set_named_property(env, exports, functions[i].name, fn));
+  }
+  static const struct {
+    const char *name;
+    int value;
+  } constants[] = {
+      {"WOULD_BLOCK", SF_WOULD_BLOCK},
+      {"REPLACED", SF_REPLACED},
+      {"CANCELLED", SF_CANCELLED},
+      {"NOT_REGULAR", SF_NOT_REGULAR},
+  };
+  for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
+    CHECK(napi_set_named_property(env, exports, constants[i].name, make_int(env, constants[i].value)));
+  }
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

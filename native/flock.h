@@ -1,0 +1,71 @@
+/* The lock core: no Node-API here, so it is unit-testable in plain C (ctest)
+ * and shared by the POSIX and Win32 implementations. The build file picks one
+ * of flock_posix.c / flock_win32.c; nothing below is #ifdef'd per platform.
+ *
+ * Every function returns 0 (or a count) on success and a negative code on
+ * failure. "Would block" is always SF_WOULD_BLOCK, whatever the OS said; other
+ * codes are platform-specific and sf_error_name() names them the way Node's
+ * fs errors do ("ENOENT", "EACCES", ...). */
+#ifndef SESSION_FLOCK_H
+#define SESSION_FLOCK_H
+
+#include <stdint.h>
+
+#define SF_WOULD_BLOCK (-0x7f000001) /* the lock is held by another descriptor */
+#define SF_REPLACED    (-0x7f000002) /* the path no longer names the locked file */
+#define SF_CANCELLED   (-0x7f000003) /* a wait was given up before it was granted */
+#define SF_NO_MEMORY   (-0x7f000004)
+#define SF_NOT_REGULAR (-0x7f000005) /* a FIFO, device or socket: not a lock file */
+
+typedef struct sf_file sf_file_t; /* one open descriptor / HANDLE of a lock file */
+
+#define SF_OPEN_CREATE 1 /* create the lock file if missing (else ENOENT) */
+
+/* Opens `path` (UTF-8) read-write for locking: close-on-exec / non-inheritable,
+ * never through a symlink (ELOOP), only a regular file (SF_NOT_REGULAR), with
+ * permissions `mode` when SF_OPEN_CREATE in `flags` creates it. */
+int sf_open(const char *path, int mode, int flags, sf_file_t **out);
+
+/* One attempt: 0 when the lock is now held through `f`, SF_WOULD_BLOCK when
+ * another descriptor holds a conflicting lock. Upgrading or downgrading a lock
+ * already held through `f` is allowed (not atomic on POSIX). */
+int sf_try_lock(sf_file_t *f, int shared);
+
+/* Blocks the calling thread until the lock is granted (0), sf_cancel_wait()
+ * takes effect (SF_CANCELLED), or an error. Call it only on a thread you own. */
+int sf_wait_lock(sf_file_t *f, int shared);
+
+/* Asks a blocked sf_wait_lock() on `f` to return SF_CANCELLED. Returns 0 when
+ * the request was made, SF_WOULD_BLOCK where the platform cannot interrupt a
+ * wait (POSIX flock): the wait then ends only when the lock is granted. */
+int sf_cancel_wait(sf_file_t *f);
+
+int sf_unlock(sf_file_t *f);
+
+/* 0 when `path` still names the file behind `f` and the file has a link;
+ * SF_REPLACED when it was unlinked, renamed over or replaced. */
+int sf_same_file(sf_file_t *f, const char *path);
+
+/* Closes the descriptor (releasing any lock held through it) and frees `f`. */
+int sf_close(sf_file_t *f);
+
+/* The OS-level descriptor (fd or HANDLE) for inheriting into a child. */
+intptr_t sf_native_handle(sf_file_t *f);
+/* Makes the descriptor inheritable by children (1) or not (0). */
+int sf_set_inheritable(sf_file_t *f, int inheritable);
+
+/* "ENOENT"-style name of a negative code from this header, or NULL. */
+const char *sf_error_name(int code);
+/* The OS's own error number behind a code (errno or GetLastError()). */
+int sf_error_errno(int code);
+
+/* Threads and a mutex, so binding.c can run waits on threads it owns. */
+typedef struct sf_mutex sf_mutex_t;
+sf_mutex_t *sf_mutex_new(void);
+void sf_mutex_lock(sf_mutex_t *m);
+void sf_mutex_unlock(sf_mutex_t *m);
+void sf_mutex_free(sf_mutex_t *m);
+/* Starts a detached thread running fn(arg). */
+int sf_thread_start(void (*fn)(void *), void *arg);
+
+#endif

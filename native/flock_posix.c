@@ -1,0 +1,208 @@
+/* flock(2) implementation of flock.h for Linux, macOS and the BSDs. */
+#define _GNU_SOURCE
+#include "flock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct sf_file {
+  int fd;
+};
+
+struct sf_mutex {
+  pthread_mutex_t m;
+};
+
+/* The one place where the ways an OS says "someone else holds it" become one code. */
+static int sf_fold_errno(int err) {
+  if (err == EWOULDBLOCK || err == EAGAIN || err == EACCES) return SF_WOULD_BLOCK;
+  return -err;
+}
+
+int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
+  sf_file_t *f = malloc(sizeof *f);
+  if (f == NULL) return SF_NO_MEMORY;
+  int fd;
+  do {
+    fd = open(path, O_RDWR | ((flags & SF_OPEN_CREATE) ? O_CREAT : 0) | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, (mode_t)mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    int err = errno;
+    free(f);
+    return -err;
+  }
+  /* O_NONBLOCK only keeps open() of a FIFO from hanging; a FIFO or device is
+   * still refused below, since locking one says nothing about a session file. */
+  struct stat st;
+  int not_usable = fstat(fd, &st) != 0 ? -errno : (S_ISREG(st.st_mode) ? 0 : SF_NOT_REGULAR);
+  if (not_usable != 0) {
+    close(fd);
+    free(f);
+    return not_usable;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  f->fd = fd;
+  *out = f;
+  return 0;
+}
+
+static int sf_flock(int fd, int op) {
+  int r;
+  do {
+    r = flock(fd, op);
+  } while (r != 0 && errno == EINTR && !(op & LOCK_NB));
+  return r == 0 ? 0 : sf_fold_errno(errno);
+}
+
+int sf_try_lock(sf_file_t *f, int shared) {
+  return sf_flock(f->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB);
+}
+
+int sf_wait_lock(sf_file_t *f, int shared) {
+  return sf_flock(f->fd, shared ? LOCK_SH : LOCK_EX);
+}
+
+int sf_cancel_wait(sf_file_t *f) {
+  (void)f;
+  return SF_WOULD_BLOCK;
+}
+
+int sf_unlock(sf_file_t *f) {
+  return flock(f->fd, LOCK_UN) == 0 ? 0 : -errno;
+}
+
+int sf_same_file(sf_file_t *f, const char *path) {
+  struct stat held, named;
+  if (fstat(f->fd, &held) != 0) return -errno;
+  if (held.st_nlink == 0) return SF_REPLACED;
+  if (lstat(path, &named) != 0) return errno == ENOENT ? SF_REPLACED : -errno;
+  if (held.st_dev != named.st_dev || held.st_ino != named.st_ino) return SF_REPLACED;
+  return 0;
+}
+
+int sf_close(sf_file_t *f) {
+  int r = close(f->fd);
+  int err = errno;
+  free(f);
+  /* POSIX leaves the descriptor closed even when close() reports EINTR. */
+  return (r == 0 || err == EINTR) ? 0 : -err;
+}
+
+intptr_t sf_native_handle(sf_file_t *f) {
+  return f->fd;
+}
+
+int sf_set_inheritable(sf_file_t *f, int inheritable) {
+  int flags = fcntl(f->fd, F_GETFD);
+  if (flags < 0) return -errno;
+  flags = inheritable ? (flags & ~FD_CLOEXEC) : (flags | FD_CLOEXEC);
+  return fcntl(f->fd, F_SETFD, flags) == 0 ? 0 : -errno;
+}
+
+const char *sf_error_name(int code) {
+  switch (code) {
+    case SF_WOULD_BLOCK: return "EWOULDBLOCK";
+    case SF_REPLACED: return "ESTALE";
+    case SF_CANCELLED: return "ECANCELED";
+    case SF_NO_MEMORY: return "ENOMEM";
+    case SF_NOT_REGULAR: return "EFTYPE";
+  }
+  switch (-code) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ETXTBSY: return "ETXTBSY";
+    case ENOSPC: return "ENOSPC";
+    case EROFS: return "EROFS";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOLCK: return "ENOLCK";
+    case ENOSYS: return "ENOSYS";
+    case ELOOP: return "ELOOP";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
+    case ENOTSUP: return "ENOTSUP";
+#endif
+    case EDEADLK: return "EDEADLK";
+    case EINTR: return "EINTR";
+    case ENXIO: return "ENXIO";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EDQUOT: return "EDQUOT";
+    case ESTALE: return "ESTALE";
+  }
+  return NULL;
+}
+
+int sf_error_errno(int code) {
+  return code <= SF_WOULD_BLOCK ? 0 : -code;
+}
+
+sf_mutex_t *sf_mutex_new(void) {
+  sf_mutex_t *m = malloc(sizeof *m);
+  if (m != NULL && pthread_mutex_init(&m->m, NULL) != 0) {
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void sf_mutex_lock(sf_mutex_t *m) { pthread_mutex_lock(&m->m); }
+void sf_mutex_unlock(sf_mutex_t *m) { pthread_mutex_unlock(&m->m); }
+
+void sf_mutex_free(sf_mutex_t *m) {
+  pthread_mutex_destroy(&m->m);
+  free(m);
+}
+
+typedef struct {
+  void (*fn)(void *);
+  void *arg;
+} sf_thread_start_t;
+
+static void *sf_thread_main(void *p) {
+  sf_thread_start_t start = *(sf_thread_start_t *)p;
+  free(p);
+#ifdef __linux__
+  /* Named so that tests and operators can count wait threads in /proc/<pid>/task. */
+  pthread_setname_np(pthread_self(), "sflock-wait");
+#endif
+  start.fn(start.arg);
+  return NULL;
+}
+
+int sf_thread_start(void (*fn)(void *), void *arg) {
+  sf_thread_start_t *start = malloc(sizeof *start);
+  if (start == NULL) return SF_NO_MEMORY;
+  start->fn = fn;
+  start->arg = arg;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  /* A waiter only sits in flock(); a small stack keeps many of them cheap. */
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t thread;
+  int r = pthread_create(&thread, &attr, sf_thread_main, start);
+  pthread_attr_destroy(&attr);
+  if (r != 0) {
+    free(start);
+    return -r;
+  }
+  return 0;
+}
