@@ -1,0 +1,132 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { debug } from './observe';
+
+/**
+ * The JSON sidecar a holder writes after it holds the lock. Diagnostics only:
+ * nothing decides ownership from it, and readers tolerate anything in it.
+ */
+export interface HolderRecord {
+  pid: number;
+  hostname: string;
+  owner: string | null;
+  mode: 'shared' | 'exclusive';
+  acquiredAt: number;
+  /** argv0 and title only — never the full argv, which may hold secrets. */
+  process: { argv0: string; title: string };
+  node: string;
+  nonce: string;
+}
+
+export const MAX_RECORD_BYTES = 64 * 1024;
+
+export function recordPathFor(lockPath: string): string {
+  return `${lockPath}.json`;
+}
+
+const hostname = os.hostname();
+
+export function newNonce(): string {
+  return crypto.randomBytes(8).toString('hex');
+}
+
+export function makeRecord(owner: string | null, shared: boolean, acquiredAt: number, nonce: string): HolderRecord {
+  return {
+    pid: process.pid,
+    hostname,
+    owner,
+    mode: shared ? 'shared' : 'exclusive',
+    acquiredAt,
+    process: { argv0: process.argv0, title: process.title },
+    node: process.version,
+    nonce,
+  };
+}
+
+/** Replaces the record atomically (temp file + rename). Failures are logged, never thrown: the lock is held either way. */
+export function writeRecord(recordPath: string, record: HolderRecord, fileMode: number): boolean {
+  const temp = `${recordPath}.${record.nonce}.tmp`;
+  try {
+    fs.writeFileSync(temp, JSON.stringify(record) + '\n', { mode: fileMode, flag: 'wx' });
+    fs.renameSync(temp, recordPath);
+    return true;
+  } catch (error) {
+    debug('could not write holder record %s: %s', recordPath, (error as Error).message);
+    try {
+      fs.unlinkSync(temp);
+    } catch {
+      /* it was never created */
+    }
+    return false;
+  }
+}
+
+/**
+ * Removes the record while the lock is still held, so it can never delete the
+ * next holder's. A shared holder removes it only if it is its own (other
+ * shared holders may have replaced it).
+ */
+export function removeRecord(recordPath: string, nonce: string, shared: boolean): void {
+  try {
+    if (shared && readRecord(recordPath)?.nonce !== nonce) return;
+    fs.unlinkSync(recordPath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      debug('could not remove holder record %s: %s', recordPath, (error as Error).message);
+    }
+  }
+}
+
+export type RecordRead =
+  | { ok: true; record: HolderRecord }
+  | { ok: false; problem: 'missing' | 'unreadable' | 'too-large' | 'malformed'; detail: string };
+
+function isRecord(value: unknown): value is HolderRecord {
+  const r = value as HolderRecord;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    Number.isSafeInteger(r.pid) &&
+    r.pid > 0 &&
+    (typeof r.acquiredAt === 'number' || r.acquiredAt === undefined) &&
+    (typeof r.owner === 'string' || r.owner === null || r.owner === undefined)
+  );
+}
+
+/** Reads at most MAX_RECORD_BYTES, never follows a symlink, never throws. */
+export function readRecordDetailed(recordPath: string): RecordRead {
+  let fd: number;
+  try {
+    fd = fs.openSync(recordPath, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { ok: false, problem: 'missing', detail: 'no holder record' };
+    return { ok: false, problem: 'unreadable', detail: `holder record unreadable (${code})` };
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) return { ok: false, problem: 'unreadable', detail: 'holder record is not a regular file' };
+    if (stat.size > MAX_RECORD_BYTES) return { ok: false, problem: 'too-large', detail: `holder record is ${stat.size} bytes, over the ${MAX_RECORD_BYTES}-byte cap` };
+    const buffer = Buffer.alloc(MAX_RECORD_BYTES + 1);
+    const length = fs.readSync(fd, buffer, 0, buffer.length, 0);
+    if (length > MAX_RECORD_BYTES) return { ok: false, problem: 'too-large', detail: `holder record is over the ${MAX_RECORD_BYTES}-byte cap` };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(buffer.toString('utf8', 0, length));
+    } catch {
+      return { ok: false, problem: 'malformed', detail: length === 0 ? 'holder record is empty' : 'holder record is not valid JSON (torn or foreign)' };
+    }
+    if (!isRecord(parsed)) return { ok: false, problem: 'malformed', detail: 'holder record has no valid pid' };
+    return { ok: true, record: parsed };
+  } catch (error) {
+    return { ok: false, problem: 'unreadable', detail: `holder record unreadable (${(error as NodeJS.ErrnoException).code})` };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function readRecord(recordPath: string): HolderRecord | null {
+  const result = readRecordDetailed(recordPath);
+  return result.ok ? result.record : null;
+}

@@ -1,0 +1,93 @@
+import { channels } from './observe';
+import { formatCallSite, type Hold } from './hold';
+
+interface Ticket {
+  readonly hold: Hold;
+  released: boolean;
+}
+
+function onLeak(ticket: Ticket): void {
+  const { hold } = ticket;
+  if (ticket.released || hold.released) return;
+  const acquiredAt = formatCallSite(hold.site);
+  if (channels.leak.hasSubscribers) {
+    channels.leak.publish({ target: hold.entry.target, lockPath: hold.entry.lockPath, mode: hold.mode, owner: hold.options.owner, heldForMs: hold.heldForMs, acquiredAt });
+  }
+  hold.unref();
+  process.emitWarning(
+    `session-flock: a SessionLock for ${hold.entry.lockPath} was garbage-collected while held, so it was released. ` +
+      `Call release() (or use withLock / await using). Acquired at:\n${acquiredAt}`,
+    { type: 'SessionFlockLeakWarning', code: 'SESSION_FLOCK_LEAK' },
+  );
+}
+
+const leaks = new FinalizationRegistry<Ticket>(onLeak);
+
+let ticketOf: (lock: SessionLock) => Ticket;
+
+/**
+ * A held lock. Dropping it without release() releases it at garbage
+ * collection with a warning; release() is idempotent and never touches a
+ * later holder (after releaseAll() it does nothing).
+ */
+export class SessionLock {
+  readonly #ticket: Ticket;
+  /** Absolute path of the protected file. */
+  readonly target: string;
+  /** Absolute path of the lock file whose kernel lock is held. */
+  readonly lockPath: string;
+  readonly shared: boolean;
+  /** Epoch ms when the kernel lock was taken (for a re-entered lock, the outer acquire). */
+  readonly acquiredAt: number;
+
+  static {
+    ticketOf = (lock) => lock.#ticket;
+  }
+
+  /** @internal Locks are made by acquire(), tryAcquire(), tryAcquireSync() and withLock(). */
+  constructor(hold: Hold) {
+    this.#ticket = { hold, released: false };
+    this.target = hold.entry.target;
+    this.lockPath = hold.entry.lockPath;
+    this.shared = hold.shared;
+    this.acquiredAt = hold.acquiredAt;
+    leaks.register(this, this.#ticket, this.#ticket);
+  }
+
+  /** True until this lock is released (by release(), releaseAll() or its last re-entrant view). */
+  get held(): boolean {
+    return !this.#ticket.released && !this.#ticket.hold.released;
+  }
+
+  /** Releases synchronously. Idempotent. */
+  releaseSync(): void {
+    const ticket = this.#ticket;
+    if (ticket.released) return;
+    ticket.released = true;
+    leaks.unregister(ticket);
+    ticket.hold.unref();
+  }
+
+  /** Releases. Idempotent; resolves once the descriptor is closed. */
+  release(): Promise<void> {
+    try {
+      this.releaseSync();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.releaseSync();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+}
+
+/** @internal */
+export function holdOf(lock: SessionLock): Hold {
+  return ticketOf(lock).hold;
+}
