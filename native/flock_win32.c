@@ -1,0 +1,515 @@
+/* LockFileEx implementation of flock.h for Windows (built with MSVC by
+ * node-gyp, or with mingw-w64 by CMakeLists.txt).
+ *
+ * One fixed byte range far past any data is locked, the same for shared and
+ * exclusive, so Windows' mandatory byte-range locking never blocks reads or
+ * writes of the file's real contents by other handles.
+ *
+ * Waits are overlapped LockFileEx requests on the file's own handle (locks
+ * belong to a handle), ended by an event that sf_cancel_wait() sets: the
+ * waiting thread then cancels its own request with CancelIoEx. */
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0A00 /* Node 20 needs Windows 10; FileIdInfo needs 8 */
+#endif
+#include "flock.h"
+
+#include <windows.h>
+#include <process.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The range: offset 0x7FFFFFFF00000000 (8 EiB - 4 GiB), one byte. Within the
+ * signed 64-bit range every file system accepts, and no file reaches it. */
+#define SF_RANGE_OFFSET_LOW 0x00000000UL
+#define SF_RANGE_OFFSET_HIGH 0x7FFFFFFFUL
+#define SF_RANGE_LENGTH 1UL
+
+/* Windows reserves bit 29 of an error code for applications; codes that no
+ * Win32 error stands for live there. */
+#define SF_WIN_EISDIR (-(int)(0x20000000 | 21))
+
+#define SF_HELD_NONE 0
+#define SF_HELD_SHARED 1
+#define SF_HELD_EXCLUSIVE 2
+
+struct sf_file {
+  HANDLE h;
+  HANDLE wait_event;   /* OVERLAPPED event of the one wait in flight */
+  HANDLE try_event;    /* OVERLAPPED event of a try / unlock */
+  HANDLE cancel_event; /* set by sf_cancel_wait(); consumed by a wait */
+  OVERLAPPED wait_ov;  /* lives here: the request may outlive a stack frame */
+  int held;            /* SF_HELD_*: what this handle holds, so that relocking
+                          never stacks a second lock on the range */
+};
+
+struct sf_mutex {
+  SRWLOCK lock;
+};
+
+/* The one place where the ways Windows says "someone else holds it" become one
+ * code: ERROR_LOCK_VIOLATION from a fail-immediately request, or
+ * ERROR_IO_PENDING if such a request is ever left pending. */
+static int sf_fold_error(DWORD err) {
+  if (err == ERROR_LOCK_VIOLATION || err == ERROR_IO_PENDING) return SF_WOULD_BLOCK;
+  if (err == ERROR_OPERATION_ABORTED) return SF_CANCELLED;
+  if (err == ERROR_NOT_ENOUGH_MEMORY || err == ERROR_OUTOFMEMORY) return SF_NO_MEMORY;
+  return err == 0 ? -(int)ERROR_GEN_FAILURE : -(int)err;
+}
+
+static int sf_last_error(void) {
+  return sf_fold_error(GetLastError());
+}
+
+/* Wine (8.x, still in 9/10) answers an overlapped LockFileEx that has to wait
+ * with STATUS_PENDING but never queues it ("Async I/O lock wait not
+ * implemented" in ntdll's NtLockFile): the event never fires. Only for that
+ * case a wait polls with fail-immediately requests instead. */
+static int sf_pending_lock_waits_are_queued(void) {
+  static volatile LONG answer = 0; /* 0 unknown, 1 yes, 2 no */
+  LONG a = answer;
+  if (a == 0) {
+    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+    a = (ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL) ? 2 : 1;
+    InterlockedExchange(&answer, a);
+  }
+  return a == 1;
+}
+
+/* UTF-8 -> a wide path for CreateFileW; absolute paths of MAX_PATH or more get
+ * the \\?\ prefix (after normalisation by GetFullPathNameW). */
+static int sf_wide_path(const char *path, wchar_t **out) {
+  int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0);
+  if (n <= 0) return sf_last_error();
+  wchar_t *w = malloc((size_t)n * sizeof *w);
+  if (w == NULL) return SF_NO_MEMORY;
+  if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, w, n) <= 0) {
+    int r = sf_last_error();
+    free(w);
+    return r;
+  }
+  if (n - 1 < MAX_PATH || wcsncmp(w, L"\\\\?\\", 4) == 0) {
+    *out = w;
+    return 0;
+  }
+  DWORD full_len = GetFullPathNameW(w, 0, NULL, NULL);
+  if (full_len == 0) {
+    int r = sf_last_error();
+    free(w);
+    return r;
+  }
+  /* room for \\?\UNC\ (8) in place of \\ (2) */
+  wchar_t *full = malloc(((size_t)full_len + 8) * sizeof *full);
+  if (full == NULL) {
+    free(w);
+    return SF_NO_MEMORY;
+  }
+  DWORD got = GetFullPathNameW(w, full_len, full + 6, NULL);
+  free(w);
+  if (got == 0 || got >= full_len) {
+    int r = got == 0 ? sf_last_error() : -(int)ERROR_FILENAME_EXCED_RANGE;
+    free(full);
+    return r;
+  }
+  wchar_t *p = full + 6;
+  if (p[0] == L'\\' && p[1] == L'\\') {
+    /* \\server\share\... -> \\?\UNC\server\share\... */
+    memcpy(full, L"\\\\?\\UNC", 7 * sizeof(wchar_t));
+    memmove(full + 7, p + 1, ((size_t)got) * sizeof(wchar_t)); /* keeps one '\' and the NUL */
+    *out = full;
+    return 0;
+  }
+  memmove(full + 4, p, ((size_t)got + 1) * sizeof(wchar_t));
+  memcpy(full, L"\\\\?\\", 4 * sizeof(wchar_t));
+  *out = full;
+  return 0;
+}
+
+static void sf_free_file(sf_file_t *f) {
+  if (f->wait_event != NULL) CloseHandle(f->wait_event);
+  if (f->try_event != NULL) CloseHandle(f->try_event);
+  if (f->cancel_event != NULL) CloseHandle(f->cancel_event);
+  free(f);
+}
+
+/* Is `w` (which CreateFileW refused with ERROR_ACCESS_DENIED) a directory? */
+static int sf_is_directory(const wchar_t *w) {
+  DWORD attrs = GetFileAttributesW(w);
+  return attrs != INVALID_FILE_ATTRIBUTES && (attrs & FILE_ATTRIBUTE_DIRECTORY) &&
+         !(attrs & FILE_ATTRIBUTE_REPARSE_POINT);
+}
+
+/* A freshly opened handle is only usable when it is a plain disk file. */
+static int sf_check_regular(HANDLE h) {
+  DWORD type = GetFileType(h);
+  if (type != FILE_TYPE_DISK) return (type == FILE_TYPE_UNKNOWN && GetLastError() != NO_ERROR) ? sf_last_error() : SF_NOT_REGULAR;
+  BY_HANDLE_FILE_INFORMATION info;
+  if (!GetFileInformationByHandle(h, &info)) return sf_last_error();
+  if (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) return -(int)ERROR_CANT_RESOLVE_FILENAME; /* ELOOP */
+  if (info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) return SF_WIN_EISDIR;
+  if (info.dwFileAttributes & FILE_ATTRIBUTE_DEVICE) return SF_NOT_REGULAR;
+  return 0;
+}
+
+int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
+  wchar_t *w = NULL;
+  int r = sf_wide_path(path, &w);
+  if (r != 0) return r;
+  sf_file_t *f = calloc(1, sizeof *f);
+  if (f == NULL) {
+    free(w);
+    return SF_NO_MEMORY;
+  }
+  f->h = INVALID_HANDLE_VALUE;
+  f->wait_event = CreateEventW(NULL, TRUE, FALSE, NULL);
+  f->try_event = CreateEventW(NULL, TRUE, FALSE, NULL);
+  f->cancel_event = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (f->wait_event == NULL || f->try_event == NULL || f->cancel_event == NULL) {
+    r = sf_last_error();
+    sf_free_file(f);
+    free(w);
+    return r;
+  }
+
+  SECURITY_ATTRIBUTES sa;
+  sa.nLength = sizeof sa;
+  sa.lpSecurityDescriptor = NULL;
+  sa.bInheritHandle = FALSE; /* never inherited by a child */
+  DWORD attrs = FILE_ATTRIBUTE_NORMAL;
+  /* Like libuv: a new file created without an owner write bit is read-only. */
+  if ((flags & SF_OPEN_CREATE) && !(mode & 0200)) attrs = FILE_ATTRIBUTE_READONLY;
+  HANDLE h = CreateFileW(w, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, &sa,
+                         (flags & SF_OPEN_CREATE) ? OPEN_ALWAYS : OPEN_EXISTING,
+                         attrs | FILE_FLAG_OVERLAPPED | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+  if (h == INVALID_HANDLE_VALUE) {
+    DWORD err = GetLastError();
+    r = (err == ERROR_ACCESS_DENIED && sf_is_directory(w)) ? SF_WIN_EISDIR : sf_fold_error(err);
+    sf_free_file(f);
+    free(w);
+    return r;
+  }
+  free(w);
+  r = sf_check_regular(h);
+  if (r != 0) {
+    CloseHandle(h);
+    sf_free_file(f);
+    return r;
+  }
+  f->h = h;
+  *out = f;
+  return 0;
+}
+
+static void sf_range(OVERLAPPED *ov, HANDLE event) {
+  memset(ov, 0, sizeof *ov);
+  ov->Offset = SF_RANGE_OFFSET_LOW;
+  ov->OffsetHigh = SF_RANGE_OFFSET_HIGH;
+  ov->hEvent = event;
+}
+
+/* One fail-immediately request; 0 when granted. */
+static int sf_lock_once(sf_file_t *f, int shared) {
+  OVERLAPPED ov;
+  sf_range(&ov, f->try_event);
+  ResetEvent(f->try_event);
+  DWORD flags = LOCKFILE_FAIL_IMMEDIATELY | (shared ? 0 : LOCKFILE_EXCLUSIVE_LOCK);
+  if (LockFileEx(f->h, flags, 0, SF_RANGE_LENGTH, 0, &ov)) return 0;
+  DWORD err = GetLastError();
+  if (err == ERROR_IO_PENDING) {
+    /* A fail-immediately request completes at once; collect its real result
+     * so that a grant is never left behind unnoticed. */
+    DWORD n;
+    if (GetOverlappedResult(f->h, &ov, &n, TRUE)) return 0;
+    err = GetLastError();
+  }
+  return sf_fold_error(err);
+}
+
+static int sf_unlock_range(sf_file_t *f) {
+  OVERLAPPED ov;
+  sf_range(&ov, f->try_event);
+  ResetEvent(f->try_event);
+  if (UnlockFileEx(f->h, 0, SF_RANGE_LENGTH, 0, &ov)) return 0;
+  DWORD err = GetLastError();
+  return err == ERROR_NOT_LOCKED ? 0 : sf_fold_error(err);
+}
+
+/* Relocking in another mode lets go first (not atomic, as with flock(2)):
+ * a handle's own locks stack and an exclusive one conflicts even with them. */
+static int sf_prepare_mode(sf_file_t *f, int want) {
+  if (f->held == SF_HELD_NONE || f->held == want) return 0;
+  int r = sf_unlock_range(f);
+  if (r == 0) f->held = SF_HELD_NONE;
+  return r;
+}
+
+int sf_try_lock(sf_file_t *f, int shared) {
+  int want = shared ? SF_HELD_SHARED : SF_HELD_EXCLUSIVE;
+  ResetEvent(f->cancel_event); /* a cancel that missed its wait ends here */
+  if (f->held == want) return 0;
+  int r = sf_prepare_mode(f, want);
+  if (r != 0) return r;
+  r = sf_lock_once(f, shared);
+  if (r == 0) f->held = want;
+  return r;
+}
+
+/* Wine only (see sf_pending_lock_waits_are_queued): retry fail-immediately
+ * requests with a short backoff until granted or cancelled. */
+static int sf_wait_by_polling(sf_file_t *f, int shared) {
+  DWORD pause = 1;
+  for (;;) {
+    int r = sf_lock_once(f, shared);
+    if (r != SF_WOULD_BLOCK) return r;
+    DWORD w = WaitForSingleObject(f->cancel_event, pause);
+    if (w == WAIT_OBJECT_0) return SF_CANCELLED;
+    if (w != WAIT_TIMEOUT) return sf_last_error();
+    if (pause < 32) pause *= 2;
+  }
+}
+
+/* The overlapped request is in flight: wait for its grant or for a cancel. */
+static int sf_wait_pending(sf_file_t *f) {
+  HANDLE events[2] = {f->wait_event, f->cancel_event};
+  DWORD n;
+  DWORD w = WaitForMultipleObjects(2, events, FALSE, INFINITE);
+  if (w == WAIT_OBJECT_0 + 1) {
+    /* Cancelled: withdraw the request, then collect its final state. A grant
+     * that won the race is reported as such (0); the caller decides.
+     * If CancelIoEx cannot withdraw it, it stays queued: wait for the grant. */
+    CancelIoEx(f->h, &f->wait_ov);
+  } else if (w != WAIT_OBJECT_0) {
+    int r = sf_last_error();
+    CancelIoEx(f->h, &f->wait_ov);
+    GetOverlappedResult(f->h, &f->wait_ov, &n, TRUE);
+    return r;
+  }
+  if (GetOverlappedResult(f->h, &f->wait_ov, &n, TRUE)) return 0;
+  return sf_last_error(); /* ERROR_OPERATION_ABORTED -> SF_CANCELLED */
+}
+
+int sf_wait_lock(sf_file_t *f, int shared) {
+  int want = shared ? SF_HELD_SHARED : SF_HELD_EXCLUSIVE;
+  int r;
+  /* A cancel made before this thread got here counts for this wait. */
+  if (WaitForSingleObject(f->cancel_event, 0) == WAIT_OBJECT_0) {
+    r = SF_CANCELLED;
+  } else if (f->held == want) {
+    r = 0;
+  } else if ((r = sf_prepare_mode(f, want)) == 0) {
+    sf_range(&f->wait_ov, f->wait_event);
+    ResetEvent(f->wait_event);
+    DWORD flags = shared ? 0 : LOCKFILE_EXCLUSIVE_LOCK;
+    if (LockFileEx(f->h, flags, 0, SF_RANGE_LENGTH, 0, &f->wait_ov)) {
+      r = 0;
+    } else if (GetLastError() != ERROR_IO_PENDING) {
+      r = sf_last_error();
+    } else if (sf_pending_lock_waits_are_queued()) {
+      r = sf_wait_pending(f);
+    } else {
+      r = sf_wait_by_polling(f, shared);
+    }
+    if (r == 0) f->held = want;
+  }
+  ResetEvent(f->cancel_event);
+  return r;
+}
+
+int sf_cancel_wait(sf_file_t *f) {
+  return SetEvent(f->cancel_event) ? 0 : sf_last_error();
+}
+
+int sf_unlock(sf_file_t *f) {
+  ResetEvent(f->cancel_event);
+  if (f->held == SF_HELD_NONE) return 0;
+  int r = sf_unlock_range(f);
+  if (r == 0) f->held = SF_HELD_NONE;
+  return r;
+}
+
+/* FileIdInfo (128-bit ids, ReFS-safe) where available, else the classic index. */
+static int sf_file_id(HANDLE h, ULONGLONG *volume, BYTE id[16]) {
+  FILE_ID_INFO info;
+  if (GetFileInformationByHandleEx(h, FileIdInfo, &info, sizeof info)) {
+    *volume = info.VolumeSerialNumber;
+    memcpy(id, info.FileId.Identifier, 16);
+    return 0;
+  }
+  BY_HANDLE_FILE_INFORMATION bh;
+  if (!GetFileInformationByHandle(h, &bh)) return sf_last_error();
+  *volume = bh.dwVolumeSerialNumber;
+  memset(id, 0, 16);
+  memcpy(id, &bh.nFileIndexLow, 4);
+  memcpy(id + 4, &bh.nFileIndexHigh, 4);
+  return 0;
+}
+
+/* 1 when the file behind `h` is being deleted or has no name left. */
+static int sf_is_unlinked(HANDLE h, int *out) {
+  FILE_STANDARD_INFO st;
+  if (!GetFileInformationByHandleEx(h, FileStandardInfo, &st, sizeof st)) return sf_last_error();
+  *out = st.DeletePending || st.NumberOfLinks == 0;
+  return 0;
+}
+
+int sf_same_file(sf_file_t *f, const char *path) {
+  int gone = 0;
+  int r = sf_is_unlinked(f->h, &gone);
+  if (r != 0) return r;
+  if (gone) return SF_REPLACED;
+
+  wchar_t *w = NULL;
+  r = sf_wide_path(path, &w);
+  if (r != 0) return r;
+  HANDLE named = CreateFileW(w, 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
+                             FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+  DWORD err = named == INVALID_HANDLE_VALUE ? GetLastError() : 0;
+  free(w);
+  if (named == INVALID_HANDLE_VALUE) {
+    if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) return SF_REPLACED;
+    /* Opening a name whose file is delete-pending is refused: look again. */
+    if (err == ERROR_ACCESS_DENIED && sf_is_unlinked(f->h, &gone) == 0 && gone) return SF_REPLACED;
+    return sf_fold_error(err);
+  }
+  ULONGLONG held_volume = 0, named_volume = 0;
+  BYTE held_id[16], named_id[16];
+  r = sf_file_id(f->h, &held_volume, held_id);
+  if (r == 0) r = sf_file_id(named, &named_volume, named_id);
+  CloseHandle(named);
+  if (r != 0) return r;
+  if (held_volume != named_volume || memcmp(held_id, named_id, 16) != 0) return SF_REPLACED;
+  return 0;
+}
+
+int sf_close(sf_file_t *f) {
+  /* Closing releases the locks, but the docs warn that this may happen only
+   * after a while ("depends upon available system resources"): let go first. */
+  if (f->held != SF_HELD_NONE) sf_unlock_range(f);
+  int r = CloseHandle(f->h) ? 0 : sf_last_error();
+  sf_free_file(f);
+  return r;
+}
+
+intptr_t sf_native_handle(sf_file_t *f) {
+  return (intptr_t)f->h;
+}
+
+int sf_set_inheritable(sf_file_t *f, int inheritable) {
+  return SetHandleInformation(f->h, HANDLE_FLAG_INHERIT, inheritable ? HANDLE_FLAG_INHERIT : 0) ? 0 : sf_last_error();
+}
+
+const char *sf_error_name(int code) {
+  switch (code) {
+    case SF_WOULD_BLOCK: return "EWOULDBLOCK";
+    case SF_REPLACED: return "ESTALE";
+    case SF_CANCELLED: return "ECANCELED";
+    case SF_NO_MEMORY: return "ENOMEM";
+    case SF_NOT_REGULAR: return "EFTYPE";
+    case SF_WIN_EISDIR: return "EISDIR";
+  }
+  if (code >= 0) return NULL;
+  switch ((DWORD)-code) {
+    case ERROR_FILE_NOT_FOUND:
+    case ERROR_PATH_NOT_FOUND:
+    case ERROR_INVALID_DRIVE:
+    case ERROR_INVALID_NAME:
+    case ERROR_BAD_PATHNAME:
+    case ERROR_BAD_NETPATH:
+    case ERROR_BAD_NET_NAME:
+    case ERROR_DIRECTORY:
+      return "ENOENT";
+    case ERROR_ACCESS_DENIED:
+    case ERROR_CANT_ACCESS_FILE:
+    case ERROR_NETWORK_ACCESS_DENIED:
+      return "EACCES";
+    case ERROR_PRIVILEGE_NOT_HELD:
+    case ERROR_DELETE_PENDING:
+      return "EPERM";
+    case ERROR_SHARING_VIOLATION:
+    case ERROR_LOCK_VIOLATION:
+    case ERROR_BUSY:
+    case ERROR_PIPE_BUSY:
+      return "EBUSY";
+    case ERROR_FILENAME_EXCED_RANGE:
+    case ERROR_BUFFER_OVERFLOW:
+      return "ENAMETOOLONG";
+    case ERROR_TOO_MANY_OPEN_FILES: return "EMFILE";
+    case ERROR_NOT_SUPPORTED:
+    case ERROR_INVALID_FUNCTION:
+    case ERROR_CALL_NOT_IMPLEMENTED:
+      return "ENOTSUP";
+    case ERROR_NOT_LOCKED:
+    case ERROR_LOCK_FAILED:
+      return "ENOLCK";
+    case ERROR_WRITE_PROTECT: return "EROFS";
+    case ERROR_NOT_ENOUGH_MEMORY:
+    case ERROR_OUTOFMEMORY:
+      return "ENOMEM";
+    case ERROR_INVALID_HANDLE: return "EBADF";
+    case ERROR_INVALID_PARAMETER:
+    case ERROR_NO_UNICODE_TRANSLATION:
+    case ERROR_INVALID_REPARSE_DATA:
+      return "EINVAL";
+    case ERROR_ALREADY_EXISTS:
+    case ERROR_FILE_EXISTS:
+      return "EEXIST";
+    case ERROR_DISK_FULL:
+    case ERROR_HANDLE_DISK_FULL:
+      return "ENOSPC";
+    case ERROR_CANT_RESOLVE_FILENAME:
+      return "ELOOP";
+    case ERROR_OPERATION_ABORTED: return "ECANCELED";
+    case ERROR_NOT_SAME_DEVICE: return "EXDEV";
+    case ERROR_IO_DEVICE:
+    case ERROR_CRC:
+    case ERROR_GEN_FAILURE:
+      return "EIO";
+    case ERROR_NOT_READY: return "ENXIO";
+  }
+  return NULL;
+}
+
+int sf_error_errno(int code) {
+  if (code <= SF_WOULD_BLOCK) return 0;
+  if (code == SF_WIN_EISDIR) return ERROR_ACCESS_DENIED;
+  return -code;
+}
+
+sf_mutex_t *sf_mutex_new(void) {
+  sf_mutex_t *m = malloc(sizeof *m);
+  if (m != NULL) InitializeSRWLock(&m->lock);
+  return m;
+}
+
+void sf_mutex_lock(sf_mutex_t *m) { AcquireSRWLockExclusive(&m->lock); }
+void sf_mutex_unlock(sf_mutex_t *m) { ReleaseSRWLockExclusive(&m->lock); }
+void sf_mutex_free(sf_mutex_t *m) { free(m); }
+
+typedef struct {
+  void (*fn)(void *);
+  void *arg;
+} sf_thread_start_t;
+
+static unsigned __stdcall sf_thread_main(void *p) {
+  sf_thread_start_t start = *(sf_thread_start_t *)p;
+  free(p);
+  start.fn(start.arg);
+  return 0;
+}
+
+int sf_thread_start(void (*fn)(void *), void *arg) {
+  sf_thread_start_t *start = malloc(sizeof *start);
+  if (start == NULL) return SF_NO_MEMORY;
+  start->fn = fn;
+  start->arg = arg;
+  /* A waiter only sits in one wait; a small stack keeps many of them cheap. */
+  uintptr_t t = _beginthreadex(NULL, 64 * 1024, sf_thread_main, start, STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+  if (t == 0) {
+    free(start);
+    return -(int)(GetLastError() != 0 ? GetLastError() : ERROR_NOT_ENOUGH_MEMORY);
+  }
+  CloseHandle((HANDLE)t); /* detached */
+  return 0;
+}

@@ -1,0 +1,53 @@
+# Shared by the build/test scripts: strict mode, apt packages, npm-pack downloads.
+# Source it; it sets ROOT (the repo) and CACHE (ROOT/.cache, git-ignored).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE="$ROOT/.cache"
+mkdir -p "$CACHE"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ensure_apt pkg...: installs the Debian packages that are missing (apt-get update once).
+ensure_apt() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+  log "installing ${missing[*]}"
+  if [ ! -e "$CACHE/.apt-updated" ] || [ -n "$(find "$CACHE/.apt-updated" -mmin +720 2>/dev/null)" ]; then
+    "${sudo[@]}" apt-get update -q </dev/null >&2
+    touch "$CACHE/.apt-updated"
+  fi
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2
+}
+
+# npm_unpack name version: `npm pack` once into .cache/dl, unpacked once into
+# .cache/<name>-<version>/package; prints that directory.
+npm_unpack() {
+  local name="$1" version="$2"
+  local dest="$CACHE/$name-$version"
+  if [ ! -e "$dest/.ok" ]; then
+    mkdir -p "$CACHE/dl"
+    local tgz="$CACHE/dl/$name-$version.tgz"
+    if [ ! -s "$tgz" ]; then
+      log "npm pack $name@$version"
+      (cd "$CACHE/dl" && npm pack --silent "$name@$version" </dev/null >/dev/null)
+    fi
+    [ -s "$tgz" ] || die "npm pack $name@$version produced no $tgz"
+    rm -rf "$dest" && mkdir -p "$dest"
+    tar -xzf "$tgz" -C "$dest"
+    touch "$dest/.ok"
+  fi
+  printf '%s\n' "$dest/package"
+}
+
+NODE_VERSION="${SF_NODE_VERSION:-20.20.2}"
+NODE_API_HEADERS_VERSION="${SF_NODE_API_HEADERS_VERSION:-1.9.0}"
+
+ensure_cmake() { ensure_apt cmake make; }
