@@ -76,15 +76,16 @@ function acquireResolved(options: ResolvedOptions, site: CallSite): Promise<Sess
   if (signal?.aborted) {
     return Promise.reject(new LockAbortedError(options.lockPath, options.target, 'the signal was already aborted', signal.reason));
   }
+  const entry = LockEntry.for(options.lockPath, options.target);
+  if (options.timeoutMs === 0) {
+    // One attempt: never queue, never start a kernel wait.
+    const hold = entry.tryNow(options, site);
+    return hold !== null ? Promise.resolve(new SessionLock(hold)) : Promise.reject(timeoutError(entry, options));
+  }
   return new Promise<SessionLock>((resolve, reject) => {
-    const entry = LockEntry.for(options.lockPath, options.target);
     const waiter = new Waiter(options, site, (hold) => resolve(new SessionLock(hold)), reject);
     entry.enqueue(waiter);
     if (waiter.settled) return;
-    if (options.timeoutMs === 0) {
-      entry.giveUp(waiter, timeoutError(entry, options));
-      return;
-    }
     if (options.timeoutMs <= MAX_TIMER_MS) {
       // A finite budget keeps the process alive like any timer; the kernel wait itself never does.
       const timer = setTimeout(() => entry.giveUp(waiter, timeoutError(entry, options)), options.timeoutMs);

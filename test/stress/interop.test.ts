@@ -31,7 +31,11 @@ const lockers: Locker[] = [
     available: () => fs.existsSync('/usr/bin/flock'),
     spawn: (t, mode, how) =>
       how === 'try'
-        ? spawn('/usr/bin/flock', ['-n', `-${mode === 'sh' ? 's' : 'x'}`, `${t}.lock`, '-c', 'echo HELD; read x'], { stdio })
+        ? spawn(
+            'sh',
+            ['-c', `/usr/bin/flock -n -E 75 -${mode === 'sh' ? 's' : 'x'} "$0" -c 'echo HELD; read x; true'; r=$?; if [ $r = 75 ]; then echo BUSY; exit 1; fi; exit $r`, `${t}.lock`],
+            { stdio },
+          )
         : spawn('sh', ['-c', `echo WAITING; exec /usr/bin/flock -${mode === 'sh' ? 's' : 'x'} "$0" -c 'echo HELD; read x'`, `${t}.lock`], { stdio }),
   },
   {
@@ -73,6 +77,7 @@ async function hold(locker: Locker, target: string, mode: Mode): Promise<Held> {
 /** One non-blocking attempt in a fresh process: 'HELD' (then released) or 'BUSY'. */
 async function tryOnce(locker: Locker, target: string, mode: Mode): Promise<'HELD' | 'BUSY'> {
   const child = locker.spawn(target, mode, 'try');
+  child.stdin!.on('error', () => {}); // a BUSY child may be gone before we write
   const out = lines(child);
   const line = await out.next((l) => l === 'HELD' || l === 'BUSY');
   child.stdin!.end('release\n');
