@@ -1,0 +1,404 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { invalidArgType } from './errors';
+import { validatePath } from './options';
+import {
+  findDescriptorHolders,
+  type KernelLock,
+  matches,
+  procPidAlive,
+  procSelfPid,
+  type ProcLocksRead,
+  readProcLocks,
+} from './proc-locks';
+import { type HolderRecord, readRecordDetailed, recordPathFor } from './record';
+import { registry } from './registry';
+
+export type LockState = 'free' | 'held' | 'missing' | 'unknown';
+export type LockMode = 'shared' | 'exclusive';
+
+export interface LockHolder {
+  /** null when it cannot be named here (outside this pid namespace, or a remote lock). */
+  pid: number | null;
+  /** 'kernel': the OS lock table says so (Linux /proc); 'record': only the holder record says so. */
+  source: 'kernel' | 'record';
+  /** Whether that pid is running now; null when it cannot be told (another host, no pid). */
+  alive: boolean | null;
+  /** The holder is this very process. */
+  sameProcess: boolean;
+  mode: LockMode | null;
+}
+
+export interface LockWaiter {
+  pid: number | null;
+  mode: LockMode | null;
+}
+
+export interface LockStatus {
+  /** Absolute path of the protected file. */
+  target: string;
+  /** Absolute path of the lock file. */
+  lockPath: string;
+  /**
+   * 'free': nobody holds it; 'held': somebody does; 'missing': the lock file
+   * does not exist (nobody can hold it); 'unknown': it could not be told (the
+   * lock path is a symlink or not a regular file, or the probe could not open it).
+   */
+  state: LockState;
+  /** The held mode; null unless held. */
+  mode: LockMode | null;
+  /** Who holds it. Empty when free, or held by a holder that cannot be named. */
+  holders: LockHolder[];
+  /** Processes blocked in the kernel waiting for it (Linux); null when the OS does not tell. */
+  waiters: LockWaiter[] | null;
+  /** Owner label from the record, when the record agrees with the holder. */
+  owner: string | null;
+  /** Epoch ms the lock was taken, when known (this process's own hold, or a record that agrees with the holder). */
+  acquiredAt: number | null;
+  heldForMs: number | null;
+  /** The parsed holder record `${lockPath}.json`, or null (missing, torn, hostile, too large). */
+  record: HolderRecord | null;
+  /** How the state was found: 'proc-locks' (Linux, read-only) or 'probe' (a brief non-blocking try-lock). */
+  method: 'proc-locks' | 'probe' | 'none';
+  /** Human-readable observations: stale records, mismatches, why something is unknown. */
+  notes: string[];
+}
+
+export interface InspectOptions {
+  /** Default `${target}.lock`. */
+  lockPath?: string;
+}
+
+export interface ListLocksOptions {
+  /** Descend into subfolders (symlinked folders are not followed). Default false. */
+  recursive?: boolean;
+}
+
+const hostname = os.hostname();
+
+/** Shared by one listLocks() call: the lock table is read once. */
+interface Context {
+  table: ProcLocksRead;
+  /** This process's pid as procfs numbers it (differs from process.pid when /proc belongs to another pid namespace). */
+  selfPid: number | null;
+}
+
+function newContext(): Context {
+  const table = readProcLocks();
+  return { table, selfPid: table.ok ? procSelfPid() : null };
+}
+
+function modeOf(access: string): LockMode | null {
+  if (access === 'READ') return 'shared';
+  if (access === 'WRITE') return 'exclusive';
+  return null;
+}
+
+/** process.kill(pid, 0): ESRCH means gone, EPERM means it exists under another user. */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function recordLocal(record: HolderRecord): boolean {
+  return typeof record.hostname !== 'string' || record.hostname === hostname;
+}
+
+/** This process's own hold of `lockPath`, from the shared registry. */
+function ownHold(lockPath: string): { acquiredAt: number; owner: string | null; mode: LockMode; waiters: number } | null {
+  const entry = registry.entries.get(lockPath);
+  if (entry === undefined) return null;
+  for (const hold of entry.holds) {
+    if (!hold.released) return { acquiredAt: hold.acquiredAt, owner: hold.options.owner, mode: hold.mode, waiters: entry.waiters };
+  }
+  return null;
+}
+
+/** A non-blocking probe: shared try-lock, then (only if that succeeded) exclusive; released at once. Never creates the file. */
+function probe(lockPath: string): { state: 'free' | 'held' | 'unknown'; mode: LockMode | null; note?: string } {
+  const { binding } = registry;
+  const handle = binding.open(lockPath, 0o600, false);
+  if (typeof handle === 'number') {
+    const name = binding.errorName(handle) ?? String(handle);
+    if (name === 'ENOENT') return { state: 'unknown', mode: null, note: 'the lock file vanished while it was inspected' };
+    return { state: 'unknown', mode: null, note: `could not open the lock file to probe it (${name})` };
+  }
+  try {
+    const shared = binding.tryLock(handle, true);
+    if (shared === binding.WOULD_BLOCK) return { state: 'held', mode: 'exclusive' };
+    if (shared !== 0) return { state: 'unknown', mode: null, note: `probe failed (${binding.errorName(shared) ?? shared})` };
+    binding.unlock(handle);
+    const exclusive = binding.tryLock(handle, false);
+    if (exclusive === binding.WOULD_BLOCK) return { state: 'held', mode: 'shared' };
+    if (exclusive !== 0) return { state: 'unknown', mode: null, note: `probe failed (${binding.errorName(exclusive) ?? exclusive})` };
+    return { state: 'free', mode: null };
+  } finally {
+    binding.close(handle);
+  }
+}
+
+function inspectSync(target: string, lockPath: string, context: Context): LockStatus {
+  const status: LockStatus = {
+    target,
+    lockPath,
+    state: 'unknown',
+    mode: null,
+    holders: [],
+    waiters: null,
+    owner: null,
+    acquiredAt: null,
+    heldForMs: null,
+    record: null,
+    method: 'none',
+    notes: [],
+  };
+  const { notes } = status;
+
+  const read = readRecordDetailed(recordPathFor(lockPath));
+  if (read.ok) status.record = read.record;
+  else if (read.problem !== 'missing') notes.push(read.detail);
+  const record = status.record;
+
+  let stat: fs.BigIntStats;
+  try {
+    stat = fs.lstatSync(lockPath, { bigint: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      status.state = 'missing';
+      if (record !== null) notes.push(`record left by pid ${record.pid} without a lock file`);
+    } else {
+      notes.push(`cannot stat the lock file (${code})`);
+    }
+    return status;
+  }
+  if (stat.isSymbolicLink()) {
+    notes.push('lock path is a symbolic link, which session-flock never follows (acquire fails with ELOOP)');
+    return status;
+  }
+  if (!stat.isFile()) {
+    notes.push('lock path is not a regular file');
+    return status;
+  }
+
+  const own = ownHold(lockPath);
+
+  if (context.table.ok) {
+    status.method = 'proc-locks';
+    inspectKernel(status, context.table.locks, stat, context, own !== null);
+  } else {
+    status.method = 'probe';
+    notes.push(`${context.table.reason}; probed with a brief non-blocking try-lock`);
+    const result = probe(lockPath);
+    status.state = result.state;
+    status.mode = result.mode;
+    if (result.note !== undefined) notes.push(result.note);
+    if (status.state === 'held') {
+      if (own !== null) {
+        status.holders.push({ pid: process.pid, source: 'record', alive: true, sameProcess: true, mode: own.mode });
+      } else if (record !== null && recordLocal(record) && record.pid === process.pid) {
+        notes.push(`record names this process (pid ${record.pid}), which does not hold the lock: it was left by an earlier process with the same pid; the real holder is unknown`);
+      } else if (record !== null) {
+        const local = recordLocal(record);
+        status.holders.push({
+          pid: record.pid,
+          source: 'record',
+          alive: local ? pidAlive(record.pid) : null,
+          sameProcess: local && record.pid === process.pid,
+          mode: record.mode === 'shared' || record.mode === 'exclusive' ? record.mode : null,
+        });
+        if (local && !pidAlive(record.pid)) {
+          notes.push(`record names pid ${record.pid}, which is not running: the real holder is unknown (an inherited descriptor, or a holder that wrote no record)`);
+        }
+      } else {
+        notes.push('holder unknown: no holder record (it was written with record: false, or by another flock user)');
+      }
+    }
+  }
+
+  // Who, since when: this process's own hold first, else a record that agrees with the holder.
+  if (status.state === 'held') {
+    if (own !== null) {
+      status.owner = own.owner;
+      status.acquiredAt = own.acquiredAt;
+      if (own.waiters > 0) notes.push(`${own.waiters} acquire(s) in this process queued behind it`);
+    } else if (record !== null && recordAgrees(status, record)) {
+      status.owner = typeof record.owner === 'string' ? record.owner : null;
+      status.acquiredAt = typeof record.acquiredAt === 'number' && Number.isFinite(record.acquiredAt) ? record.acquiredAt : null;
+    }
+    if (status.acquiredAt !== null) status.heldForMs = Math.max(0, Date.now() - status.acquiredAt);
+  } else if (status.state === 'free' && record !== null) {
+    notes.push(staleNote(record));
+  }
+  return status;
+}
+
+/** The record describes the current hold: its pid is among the holders (or, for a probe, it is the only identity there is). */
+function recordAgrees(status: LockStatus, record: HolderRecord): boolean {
+  return recordLocal(record) && status.holders.some((h) => h.pid === record.pid);
+}
+
+function staleNote(record: HolderRecord): string {
+  if (!recordLocal(record)) return `record left by pid ${record.pid} on host ${String(record.hostname)}; the lock is free here`;
+  if (record.pid === process.pid) return `record left by this process (pid ${record.pid}), which no longer holds the lock`;
+  return pidAlive(record.pid)
+    ? `record left by pid ${record.pid}, which is running but does not hold the lock (pid reused, or it released without removing the record)`
+    : `record left by pid ${record.pid}, which is not running`;
+}
+
+function inspectKernel(status: LockStatus, table: KernelLock[], stat: fs.BigIntStats, context: Context, ownHeld: boolean): void {
+  const { notes } = status;
+  const mine = table.filter((lock) => matches(lock, stat.dev, stat.ino));
+  const granted = mine.filter((lock) => lock.kind === 'FLOCK' && !lock.blocked);
+  const blocked = mine.filter((lock) => lock.kind === 'FLOCK' && lock.blocked);
+  const others = mine.filter((lock) => lock.kind !== 'FLOCK');
+  if (others.length > 0) {
+    const kinds = [...new Set(others.map((lock) => lock.kind))].join(', ');
+    notes.push(`the file also has ${kinds} lock(s) (fcntl/OFD/lease), which do not conflict with flock`);
+  }
+  const selfPid = context.selfPid;
+  if (selfPid !== null && selfPid !== process.pid) {
+    notes.push(`/proc belongs to another pid namespace (it calls this process ${selfPid}, not ${process.pid}): its pids are not this process's pids`);
+  }
+  const name = (pid: number): number | null => (pid > 0 ? pid : null);
+  status.waiters = blocked.map((lock) => ({ pid: name(lock.pid), mode: modeOf(lock.access) }));
+  if (granted.length === 0) {
+    status.state = 'free';
+    if (ownHeld) notes.push('this process has a hold of it in its registry, but the kernel lists no lock (released behind its back?)');
+    return;
+  }
+  status.state = 'held';
+  status.mode = granted.some((lock) => lock.access === 'WRITE') ? 'exclusive' : 'shared';
+  const kernelPids: number[] = [];
+  const exited: number[] = [];
+  let unnamed = 0;
+  for (const lock of granted) {
+    const mode = modeOf(lock.access);
+    if (lock.pid <= 0) {
+      unnamed++;
+      status.holders.push({ pid: null, source: 'kernel', alive: null, sameProcess: false, mode });
+      continue;
+    }
+    kernelPids.push(lock.pid);
+    const alive = procPidAlive(lock.pid);
+    if (!alive) exited.push(lock.pid);
+    status.holders.push({ pid: lock.pid, source: 'kernel', alive, sameProcess: lock.pid === selfPid, mode });
+  }
+  if (unnamed > 0) {
+    notes.push(
+      `the kernel's holder is not visible from this pid namespace (pid 0 in /proc/locks): another container or the host, ` +
+        `or a process that has exited while its descriptor lives on`,
+    );
+  }
+  if (exited.length > 0 || unnamed > 0) {
+    // The process that took the lock is gone but the lock is not: its open
+    // descriptor lives on in another process (fork, or `session-flock run`'s command).
+    const found = findDescriptorHolders(stat.dev, stat.ino);
+    const seen = new Set(status.holders.map((h) => h.pid));
+    for (const holder of found.holders) {
+      if (seen.has(holder.pid)) continue;
+      seen.add(holder.pid);
+      status.holders.push({ pid: holder.pid, source: 'kernel', alive: true, sameProcess: holder.pid === selfPid, mode: modeOf(holder.access) });
+    }
+    const heirs = found.holders.map((h) => h.pid).filter((pid, i, all) => all.indexOf(pid) === i);
+    for (const pid of exited) {
+      notes.push(
+        heirs.length > 0
+          ? `pid ${pid} took the lock and has exited; it is held through its inherited descriptor by pid ${heirs.join(', ')}`
+          : `pid ${pid} took the lock and has exited; another process still has its descriptor open${found.skipped > 0 ? ' (some processes could not be examined)' : ''}`,
+      );
+    }
+  }
+  const record = status.record;
+  if (record !== null && recordLocal(record) && kernelPids.length > 0 && !kernelPids.includes(record.pid)) {
+    notes.push(`record pid ${record.pid} differs from the kernel's holder (pid ${kernelPids.join(', ')})`);
+  } else if (record !== null && !recordLocal(record)) {
+    notes.push(`record written on host ${String(record.hostname)}, not this one`);
+  }
+}
+
+/**
+ * Who holds the lock of `target` (`${target}.lock` unless `options.lockPath`
+ * says otherwise), since when, and whether that holder is alive.
+ *
+ * Guaranteed: it never creates, truncates or deletes a lock file or a record;
+ * it never throws because of the record's contents (a missing, torn, empty,
+ * hostile, symlinked or oversized record becomes a note); on Linux with a
+ * readable /proc it takes no lock at all.
+ *
+ * Not guaranteed: the answer is a snapshot that may be stale by the time it is
+ * read; identity from a record is only what a holder wrote.
+ *
+ * Platform-specific behavior: on Linux the holders come from /proc/locks
+ * (kernel truth, pids in the pid namespace /proc was mounted for). Elsewhere,
+ * or when /proc/locks cannot be read, it probes: a non-blocking shared
+ * try-lock and, if that succeeds, a non-blocking exclusive one, released at
+ * once. A probe is a brief real lock: a concurrent tryAcquire may fail during
+ * it. Holder identity then comes from the record.
+ */
+export function inspect(target: string, options?: InspectOptions): Promise<LockStatus> {
+  try {
+    return Promise.resolve(inspectResolved(target, options, newContext()));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function inspectResolved(target: string, options: InspectOptions | undefined, context: Context): LockStatus {
+  const absolute = validatePath('target', target);
+  if (options !== undefined && (typeof options !== 'object' || options === null)) throw invalidArgType('options', 'of type object', options);
+  const lockPath = options?.lockPath === undefined ? `${absolute}.lock` : validatePath('options.lockPath', options.lockPath);
+  return inspectSync(absolute, lockPath, context);
+}
+
+/** `a.jsonl.lock` -> `a.jsonl`; anything else is its own target. */
+function targetOf(lockPath: string): string {
+  return lockPath.endsWith('.lock') ? lockPath.slice(0, -'.lock'.length) : lockPath;
+}
+
+/**
+ * Every lock in `dir`: each `*.lock` file, plus each leftover `*.lock.json`
+ * record whose lock file is gone (state 'missing'), sorted by path. With
+ * `recursive`, subfolders too (symlinked folders are not followed).
+ * Rejects when `dir` cannot be read.
+ */
+export async function listLocks(dir: string, options?: ListLocksOptions): Promise<LockStatus[]> {
+  const root = validatePath('dir', dir);
+  if (options !== undefined && (typeof options !== 'object' || options === null)) throw invalidArgType('options', 'of type object', options);
+  const recursive = options?.recursive ?? false;
+  if (typeof recursive !== 'boolean') throw invalidArgType('options.recursive', 'of type boolean', recursive);
+  const lockPaths = new Set<string>();
+  const walk = (folder: string, top: boolean): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(folder, { withFileTypes: true });
+    } catch (error) {
+      if (top) throw error;
+      return;
+    }
+    for (const entry of entries) {
+      const full = path.join(folder, entry.name);
+      if (entry.isDirectory()) {
+        if (recursive) walk(full, false);
+      } else if (entry.name.endsWith('.lock')) {
+        lockPaths.add(full);
+      } else if (entry.name.endsWith('.lock.json')) {
+        lockPaths.add(full.slice(0, -'.json'.length));
+      }
+    }
+  };
+  walk(root, true);
+  const context = newContext();
+  return [...lockPaths].sort().map((lockPath) => inspectSync(targetOf(lockPath), lockPath, context));
+}
+
+/** @internal for the CLI: inspect with a shared lock-table read. */
+export function inspectMany(items: { target: string; lockPath?: string }[]): LockStatus[] {
+  const context = newContext();
+  return items.map((item) => inspectResolved(item.target, { lockPath: item.lockPath }, context));
+}
