@@ -51,7 +51,7 @@ export class Hold {
     if (channels.acquire.hasSubscribers) {
       channels.acquire.publish({ target: entry.target, lockPath: entry.lockPath, mode: this.mode, owner: options.owner, waitedMs });
     }
-    debug('acquired %s (%s) after %dms', entry.lockPath, this.mode, waitedMs);
+    if (debug.enabled) debug('acquired %s (%s) after %dms', entry.lockPath, this.mode, waitedMs);
   }
 
   get shared(): boolean {
@@ -84,7 +84,7 @@ export class Hold {
     if (channels.release.hasSubscribers) {
       channels.release.publish({ target: entry.target, lockPath: entry.lockPath, mode: this.mode, owner: this.options.owner, heldMs: this.heldForMs });
     }
-    debug('released %s after %dms', entry.lockPath, this.heldForMs);
+    if (debug.enabled) debug('released %s after %dms', entry.lockPath, this.heldForMs);
     entry.pump();
     return true;
   }

@@ -27,8 +27,12 @@ export function recordPathFor(lockPath: string): string {
 
 const hostname = os.hostname();
 
+// Unique per hold without a syscall per acquire: a random per-process prefix and a counter.
+const noncePrefix = crypto.randomBytes(6).toString('hex');
+let nonceCounter = 0;
+
 export function newNonce(): string {
-  return crypto.randomBytes(8).toString('hex');
+  return `${noncePrefix}-${(++nonceCounter).toString(36)}`;
 }
 
 export function makeRecord(owner: string | null, shared: boolean, acquiredAt: number, nonce: string): HolderRecord {
