@@ -147,7 +147,7 @@ static void test_identity(void) {
   sf_file_t *a = must_open(p);
   CHECK_EQ(sf_same_file(a, p), 0);
   /* renamed away: the name is gone */
-  CHECK_TRUE(MoveFileExA(p, away, 0));
+  CHECK_TRUE(MoveFileExA(p, away, MOVEFILE_REPLACE_EXISTING));
   CHECK_EQ(sf_same_file(a, p), SF_REPLACED);
   /* a new file under the old name: another identity */
   sf_file_t *n = must_open(p);
@@ -281,8 +281,12 @@ static void test_mutex(void) {
 int main(void) {
   char tmp[MAX_PATH];
   GetTempPathA(sizeof tmp, tmp);
-  snprintf(dir, sizeof dir, "%ssf-core-%lu", tmp, GetCurrentProcessId());
-  CreateDirectoryA(dir, NULL);
+  /* Wine reuses pids: add the tick count, and start from an empty folder. */
+  snprintf(dir, sizeof dir, "%ssf-core-%lu-%llu", tmp, GetCurrentProcessId(), (unsigned long long)GetTickCount64());
+  if (!CreateDirectoryA(dir, NULL)) {
+    fprintf(stderr, "cannot create %s (%lu)\n", dir, GetLastError());
+    return 2;
+  }
   path_in_dir(lock_path, "a.lock");
   RUN(test_exclusive_conflict);
   RUN(test_shared);
