@@ -79,14 +79,15 @@ const hostname = os.hostname();
 
 /** Shared by one listLocks() call: the lock table is read once. */
 interface Context {
+  procRoot: string;
   table: ProcLocksRead;
   /** This process's pid as procfs numbers it (differs from process.pid when /proc belongs to another pid namespace). */
   selfPid: number | null;
 }
 
-function newContext(): Context {
-  const table = readProcLocks();
-  return { table, selfPid: table.ok ? procSelfPid() : null };
+function newContext(procRoot = '/proc'): Context {
+  const table = readProcLocks(procRoot);
+  return { procRoot, table, selfPid: table.ok ? procSelfPid(procRoot) : null };
 }
 
 function modeOf(access: string): LockMode | null {
@@ -285,7 +286,7 @@ function inspectKernel(status: LockStatus, table: KernelLock[], stat: fs.BigIntS
       continue;
     }
     kernelPids.push(lock.pid);
-    const alive = procPidAlive(lock.pid);
+    const alive = procPidAlive(lock.pid, context.procRoot);
     if (!alive) exited.push(lock.pid);
     status.holders.push({ pid: lock.pid, source: 'kernel', alive, sameProcess: lock.pid === selfPid, mode });
   }
@@ -298,7 +299,7 @@ function inspectKernel(status: LockStatus, table: KernelLock[], stat: fs.BigIntS
   if (exited.length > 0 || unnamed > 0) {
     // The process that took the lock is gone but the lock is not: its open
     // descriptor lives on in another process (fork, or `session-flock run`'s command).
-    const found = findDescriptorHolders(stat.dev, stat.ino);
+    const found = findDescriptorHolders(stat.dev, stat.ino, context.procRoot);
     const seen = new Set(status.holders.map((h) => h.pid));
     for (const holder of found.holders) {
       if (seen.has(holder.pid)) continue;
@@ -395,6 +396,11 @@ export async function listLocks(dir: string, options?: ListLocksOptions): Promis
   walk(root, true);
   const context = newContext();
   return [...lockPaths].sort().map((lockPath) => inspectSync(targetOf(lockPath), lockPath, context));
+}
+
+/** @internal for tests: inspect() reading the lock table from another procfs root (or none). */
+export function inspectWithProcRoot(target: string, options: InspectOptions | undefined, procRoot: string): LockStatus {
+  return inspectResolved(target, options, newContext(procRoot));
 }
 
 /** @internal for the CLI: inspect with a shared lock-table read. */
