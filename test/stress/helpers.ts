@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = path.join(ROOT, 'test', 'stress', 'fixtures');
-export const DIST_CJS = path.join(ROOT, 'dist', 'cjs', 'index.js');
+/** SFLOCK_DIST (a dist/cjs/index.js) lets a run use a snapshot of the build while dist/ is being rebuilt. */
+export const DIST_CJS = process.env.SFLOCK_DIST ?? path.join(ROOT, 'dist', 'cjs', 'index.js');
 
 /** STRESS_SCALE=ci shrinks every count and duration so the suite stays well under 3 minutes. */
 export const CI = (process.env.STRESS_SCALE ?? '').toLowerCase() === 'ci';
