@@ -84,6 +84,13 @@ describe('across processes', () => {
     expect(JSON.parse(run.stdout)).toEqual({ whileHeld: 'held', afterTerminate: 'free' });
   });
 
+  it('a worker terminated while waiting in the kernel never keeps the lock', async () => {
+    const target = path.join(tempDir(), 's.jsonl');
+    const run = await runNode([fixture('worker-waiter.cjs'), target]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ rounds: 10, free: 10 });
+  });
+
   it('a replaced lock file (unlinked or renamed over) never yields two holders', async () => {
     const target = path.join(tempDir(), 's.jsonl');
     const lockPath = `${target}.lock`;
