@@ -189,17 +189,27 @@ describe('old failure: an in-process restart kept the pid (PID 1 in a container)
     expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
     const pending = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity });
     // Wait until it is queued in the core (it first awaits mkdir/realpath).
-    while (!(await isQueued(lockPathOf(sessionFile)))) await new Promise((r) => setTimeout(r, 5));
+    await untilQueued(lockPathOf(sessionFile));
     await releaseAllSessionWriteLocks();
     const error = await rejection(pending);
     expect(error.name).toBe('AbortError');
   });
 });
 
-/** Whether this process has an acquire queued on lockPath (via the shared core registry). */
-async function isQueued(lockPath: string): Promise<boolean> {
-  const registry = (globalThis as Record<symbol, { entries: Map<string, { waiters: number }> }>)[Symbol.for('session-flock.registry.v1')];
-  return (registry.entries.get(lockPath)?.waiters ?? 0) > 0;
+/**
+ * How many acquires this process has queued on lockPath. Reads the core's registry, which
+ * DESIGN.md puts on globalThis under Symbol.for('session-flock.registry.v1') so that copies
+ * of the package share it (heldLocks().waiters only shows entries this process holds).
+ */
+function queuedOn(lockPath: string): number {
+  const registry = (globalThis as Record<symbol, { entries: Map<string, { waiters: number }> } | undefined>)[Symbol.for('session-flock.registry.v1')];
+  if (registry === undefined) throw new Error('core registry not found');
+  return registry.entries.get(lockPath)?.waiters ?? 0;
+}
+
+/** Resolves once `n` acquires of this process are queued on lockPath. */
+async function untilQueued(lockPath: string, n = 1): Promise<void> {
+  while (queuedOn(lockPath) < n) await new Promise((r) => setTimeout(r, 5));
 }
 
 describe('old failure: a leaked release in a live process held the session forever, silently', () => {
@@ -356,7 +366,7 @@ describe('re-entrancy', () => {
 
     // It waits (rather than failing at once) and gets the lock when the first lets go.
     const second = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity });
-    while (!(await isQueued(lockPathOf(sessionFile)))) await new Promise((r) => setTimeout(r, 5));
+    await untilQueued(lockPathOf(sessionFile));
     await first.release();
     const lock = await second;
     expect(lock.held).toBe(true);
@@ -398,7 +408,7 @@ describe('re-entrancy', () => {
     expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
     const x = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity, allowReentrant: true });
     const y = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity, allowReentrant: true });
-    while (!(await isQueued(lockPathOf(sessionFile)))) await new Promise((r) => setTimeout(r, 5));
+    await untilQueued(lockPathOf(sessionFile), 2);
     await child.request({ cmd: 'release' });
     const [lx, ly] = await Promise.all([x, y]);
     expect(heldLocks().filter((h) => h.lockPath === lx.lockPath)).toHaveLength(1);
