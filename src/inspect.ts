@@ -268,6 +268,10 @@ function inspectKernel(status: LockStatus, table: KernelLock[], stat: fs.BigIntS
   }
   const name = (pid: number): number | null => (pid > 0 ? pid : null);
   status.waiters = blocked.map((lock) => ({ pid: name(lock.pid), mode: modeOf(lock.access) }));
+  if (blocked.length > 0) {
+    const who = status.waiters.map((w) => `pid ${w.pid ?? '?'} (${w.mode ?? 'unknown mode'})`).join(', ');
+    notes.push(`${blocked.length} waiting in the kernel: ${who}`);
+  }
   if (granted.length === 0) {
     status.state = 'free';
     if (ownHeld) notes.push('this process has a hold of it in its registry, but the kernel lists no lock (released behind its back?)');

@@ -301,3 +301,33 @@ describe('session-flock run', () => {
     expect(fs.existsSync(`${target}.lock`)).toBe(false);
   });
 });
+
+describe('npm run demo', () => {
+  it('runs the whole story in seconds and removes its temp folder', async () => {
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(root, 'scripts', 'demo.mjs')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const pidA = /A: holding the lock \(pid (\d+)\)/.exec(result.stdout)?.[1];
+    expect(pidA).toBeDefined();
+    expect(result.stdout).toMatch(new RegExp(`LockTimeoutError: timed out after 1500ms waiting for .*\\.jsonl\\.lock — held by pid ${pidA}.*owner agent:writer`));
+    expect(result.stdout).toMatch(new RegExp(`held\\s+exclusive\\s+${pidA}\\s+agent:writer`));
+    expect(result.stdout).toMatch(/B: got the lock \d+ms after A was killed/);
+    expect(result.stdout).toMatch(/held\s+exclusive\s+\d+\s+agent:second/);
+    expect(result.stdout).toMatch(/, 0 torn/);
+    const folder = /temp folder (\S+)/.exec(result.stdout)?.[1];
+    expect(folder).toBeDefined();
+    expect(fs.existsSync(folder!)).toBe(false);
+  });
+});
