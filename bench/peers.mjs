@@ -1,0 +1,129 @@
+// The comparison set. Each peer: lock(target) → handle, unlock(handle), each call
+// doing the whole job (open + lock / unlock + close), as a session writer would.
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import * as pidfile from './pidfile-lock.mjs';
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = process.env.SFLOCK_DIST ?? path.join(root, 'dist', 'cjs', 'index.js');
+
+function sessionFlock(record) {
+  return () => {
+    const { acquire } = require(dist);
+    // A finite timeout (the default is 10 s) as callers use it; long enough never to fire here.
+    const options = { record, timeoutMs: 600_000 };
+    return {
+      lock: (target) => acquire(target, options),
+      unlock: (lock) => lock.release(),
+    };
+  };
+}
+
+const openLockFile = (target) => fs.openSync(`${target}.lock`, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_CLOEXEC, 0o600);
+
+export const peers = {
+  'session-flock': {
+    label: 'session-flock',
+    note: 'record on (default)',
+    kind: 'kernel',
+    load: sessionFlock(true),
+  },
+  'session-flock-norecord': {
+    label: 'session-flock (record off)',
+    note: 'record: false',
+    kind: 'kernel',
+    load: sessionFlock(false),
+  },
+  'fs-ext': {
+    label: 'fs-ext flock',
+    note: 'flock(fd, "ex") on the libuv threadpool',
+    kind: 'kernel',
+    load: () => {
+      const fsExt = require('fs-ext');
+      const flock = promisify(fsExt.flock);
+      return {
+        lock: async (target) => {
+          const fd = openLockFile(target);
+          await flock(fd, 'ex');
+          return fd;
+        },
+        unlock: async (fd) => {
+          fsExt.flockSync(fd, 'un');
+          fs.closeSync(fd);
+        },
+      };
+    },
+  },
+  'fs-native-extensions': {
+    label: 'fs-native-extensions',
+    note: 'waitForLock: OFD fcntl lock on Linux (does not exclude flock users)',
+    kind: 'kernel',
+    load: () => {
+      const fsx = require('fs-native-extensions');
+      return {
+        lock: async (target) => {
+          const fd = openLockFile(target);
+          await fsx.waitForLock(fd);
+          return fd;
+        },
+        unlock: async (fd) => {
+          fsx.unlock(fd);
+          fs.closeSync(fd);
+        },
+      };
+    },
+  },
+  'proper-lockfile': {
+    label: 'proper-lockfile',
+    note: 'mkdir lock; stale 10 s (default); retries every 50 ms',
+    kind: 'polling',
+    load: () => {
+      const plf = require('proper-lockfile');
+      const options = { stale: 10_000, realpath: false, retries: { forever: true, factor: 1, minTimeout: 50, maxTimeout: 50 } };
+      return {
+        lock: (target) => plf.lock(target, options),
+        unlock: (release) => release(),
+      };
+    },
+  },
+  lockfile: {
+    label: 'lockfile',
+    note: 'O_EXCL file; poll 100 ms (default); stale 30 min',
+    kind: 'polling',
+    load: () => {
+      const lf = require('lockfile');
+      const lock = promisify(lf.lock);
+      const unlock = promisify(lf.unlock);
+      const options = { wait: 600_000, pollPeriod: 100, stale: 30 * 60 * 1000 };
+      return {
+        lock: async (target) => {
+          await lock(`${target}.lock`, { ...options });
+          return `${target}.lock`;
+        },
+        unlock: (p) => unlock(p),
+      };
+    },
+  },
+  pidfile: {
+    label: 'O_EXCL pid file',
+    note: '{pid, createdAt}; poll 50 ms; stale 30 min (bench/pidfile-lock.mjs)',
+    kind: 'polling',
+    load: () => ({
+      lock: (target) => pidfile.lock(`${target}.lock`, { timeoutMs: 600_000 }),
+      unlock: (release) => release(),
+    }),
+  },
+};
+
+export function available(name) {
+  try {
+    peers[name].load();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,321 @@
+#!/usr/bin/env node
+// session-flock vs the peers, side by side in one run, on tmpfs and on disk.
+//   npm run bench                 full run (a few minutes), table + bench/results.json
+//   node bench/run.mjs --smoke    tiny counts, no timing claims (CI: keeps the bench from rotting)
+// Correctness is checked even in smoke mode: the contention count must be exact for
+// session-flock and the C baseline, or the run exits 1.
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { available, peers } from './peers.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const C = SMOKE
+  ? { uncIters: 300, uncMs: 200, handoffs: 20, pollHandoffs: 4, contendN: 25, procs: 4, crashCapMs: 1_000, scenarioCapMs: 30_000 }
+  : { uncIters: 50_000, uncMs: 2_000, handoffs: 1_000, pollHandoffs: 100, contendN: 500, procs: 4, crashCapMs: 15_000, scenarioCapMs: 180_000 };
+
+// ---------- where: tmpfs and disk ----------
+const TMPFS_MAGIC = 0x01021994;
+const fsType = (p) => {
+  try {
+    return fs.statfsSync(p).type === TMPFS_MAGIC ? 'tmpfs' : 'disk';
+  } catch {
+    return 'unknown';
+  }
+};
+const places = [];
+if (fs.existsSync('/dev/shm') && fsType('/dev/shm') === 'tmpfs') places.push({ name: 'tmpfs', base: '/dev/shm' });
+{
+  const candidates = [os.tmpdir(), path.join(root, 'node_modules', '.cache')];
+  const disk = candidates.find((p) => fs.existsSync(p) && fsType(p) === 'disk');
+  if (disk) places.push({ name: 'disk', base: disk });
+}
+const mounts = (() => {
+  try {
+    return fs.readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return '';
+  }
+})();
+const fsOf = (p) => {
+  // The longest mount point that contains p: "ext4 /dev/vda" style, for the report.
+  let best = { mnt: '', desc: 'unknown' };
+  for (const line of mounts.split('\n')) {
+    const [dev, mnt, type] = line.split(' ');
+    if (mnt && (p === mnt || p.startsWith(mnt.endsWith('/') ? mnt : mnt + '/')) && mnt.length >= best.mnt.length) best = { mnt, desc: `${type} (${dev} on ${mnt})` };
+  }
+  return best.desc;
+};
+
+// ---------- peers, plus the C baseline ----------
+const peerNames = Object.keys(peers).filter((n) => (!only || only.includes(n)) && available(n));
+const missingPeers = Object.keys(peers).filter((n) => !peerNames.includes(n) && (!only || only.includes(n)));
+let baseline = null;
+const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sflock-bench-'));
+if (!only || only.includes('c')) {
+  try {
+    baseline = path.join(workDir, 'baseline');
+    execFileSync('cc', ['-O2', '-o', baseline, path.join(here, 'baseline.c')], { stdio: 'pipe' });
+  } catch (e) {
+    baseline = null;
+    missingPeers.push(`c (no working cc: ${String(e.message).split('\n')[0]})`);
+  }
+}
+const contenders = [...peerNames, ...(baseline ? ['c'] : [])];
+const label = (n) => (n === 'c' ? 'C baseline (open+flock+unlock+close)' : peers[n].label);
+const kind = (n) => (n === 'c' ? 'kernel' : peers[n].kind);
+const command = (n, args) => (n === 'c' ? [baseline, args] : [process.execPath, [path.join(here, 'worker.mjs'), args[0], n, ...args.slice(1)]]);
+
+// ---------- process plumbing ----------
+function start(n, args) {
+  const [cmd, argv] = command(n, args);
+  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => {});
+  const queue = [];
+  const waiters = [];
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  createInterface({ input: child.stdout }).on('line', (l) => {
+    queue.push(l);
+    while (waiters.length && queue.length) waiters.shift()(queue.shift());
+  });
+  const exited = new Promise((r) => child.on('close', (code, signal) => r({ code, signal }))); // after stdout is drained
+  return {
+    child,
+    exited,
+    send: (l) => child.stdin.write(`${l}\n`),
+    next: (ms = C.scenarioCapMs) =>
+      new Promise((resolve, reject) => {
+        if (queue.length) return resolve(queue.shift());
+        const t = setTimeout(() => reject(new Error(`${label(n)}: no answer within ${ms} ms ${stderr.slice(0, 300)}`)), ms);
+        waiters.push((l) => {
+          clearTimeout(t);
+          resolve(l);
+        });
+        exited.then(({ code, signal }) => {
+          clearTimeout(t);
+          if (!queue.length) reject(new Error(`${label(n)} exited (${code ?? signal}): ${stderr.slice(0, 500)}`));
+        });
+      }),
+    stderr: () => stderr,
+  };
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const expectLine = async (p, prefix) => {
+  const l = await p.next();
+  if (!l.startsWith(prefix)) throw new Error(`expected ${prefix}, got ${l}: ${p.stderr()}`);
+  return l;
+};
+const ns = (line) => BigInt(line.split(' ')[1]);
+const pct = (xs, q) => {
+  const a = [...xs].sort((x, y) => x - y);
+  return a[Math.min(a.length - 1, Math.floor(q * a.length))];
+};
+let seq = 0;
+const freshTarget = (dir, n) => {
+  const t = path.join(dir, `${n}-${seq++}.jsonl`);
+  fs.writeFileSync(t, '');
+  return t;
+};
+
+// ---------- scenarios ----------
+async function uncontended(n, dir, extra = {}) {
+  const p = start(n, ['uncontended', freshTarget(dir, n), String(C.uncIters), String(C.uncMs)]);
+  const r = JSON.parse(await p.next());
+  await p.exited;
+  return { usPerOp: r.usPerOp, iters: r.iters, ...extra };
+}
+
+async function handoff(n, dir) {
+  const target = freshTarget(dir, n);
+  const a = start(n, ['serve', target]);
+  const b = start(n, ['serve', target]);
+  const count = kind(n) === 'polling' ? C.pollHandoffs : C.handoffs;
+  const samples = [];
+  try {
+    let [holder, waiter] = [a, b];
+    holder.send('acquire');
+    await expectLine(holder, 'waiting');
+    await expectLine(holder, 'acquired');
+    for (let i = 0; i < count; i++) {
+      waiter.send('acquire');
+      await expectLine(waiter, 'waiting');
+      await sleep(2); // the waiter is now blocked in the kernel (or sleeping in its poll loop)
+      holder.send('release');
+      const released = ns(await expectLine(holder, 'released'));
+      const acquired = ns(await expectLine(waiter, 'acquired'));
+      samples.push(Number(acquired - released) / 1e3);
+      [holder, waiter] = [waiter, holder];
+    }
+    holder.send('release');
+    await expectLine(holder, 'released');
+  } finally {
+    for (const p of [a, b]) p.child.kill('SIGKILL');
+    await Promise.all([a.exited, b.exited]);
+  }
+  const mean = samples.reduce((s, x) => s + x, 0) / samples.length;
+  return { handoffs: samples.length, meanUs: mean, p50Us: pct(samples, 0.5), p99Us: pct(samples, 0.99), maxUs: Math.max(...samples) };
+}
+
+async function contention(n, dir) {
+  const target = freshTarget(dir, n);
+  const counter = `${target}.count`;
+  fs.writeFileSync(counter, '0');
+  const ps = Array.from({ length: C.procs }, () => start(n, ['contend', target, counter, String(C.contendN)]));
+  try {
+    for (const p of ps) await expectLine(p, 'ready');
+    const t0 = process.hrtime.bigint();
+    for (const p of ps) p.send('go');
+    for (const p of ps) await expectLine(p, 'done');
+    const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const count = Number(fs.readFileSync(counter, 'utf8'));
+    const expected = C.procs * C.contendN;
+    return { wallMs, count, expected, exact: count === expected };
+  } finally {
+    for (const p of ps) p.child.kill('SIGKILL');
+    await Promise.all(ps.map((p) => p.exited));
+  }
+}
+
+async function crash(n, dir) {
+  const target = freshTarget(dir, n);
+  const holder = start(n, ['serve', target]);
+  const waiter = start(n, ['serve', target]);
+  try {
+    holder.send('acquire');
+    await expectLine(holder, 'waiting');
+    await expectLine(holder, 'acquired');
+    waiter.send('acquire');
+    await expectLine(waiter, 'waiting');
+    await sleep(50);
+    const t0 = process.hrtime.bigint();
+    holder.child.kill('SIGKILL');
+    try {
+      const t1 = ns(await waiter.next(C.crashCapMs));
+      return { recoveryMs: Number(t1 - t0) / 1e6, recovered: true };
+    } catch {
+      return { recoveryMs: null, recovered: false, capMs: C.crashCapMs };
+    }
+  } finally {
+    for (const p of [holder, waiter]) p.child.kill('SIGKILL');
+    await Promise.all([holder.exited, waiter.exited]);
+  }
+}
+
+// ---------- run ----------
+const scenarios = [
+  ['uncontended', uncontended],
+  ['handoff', handoff],
+  ['contention', contention],
+  ['crash', crash],
+];
+const results = {
+  when: new Date().toISOString(),
+  mode: SMOKE ? 'smoke' : 'full',
+  counts: C,
+  machine: { node: process.version, platform: `${os.type()} ${os.release()} ${os.arch()}`, cpu: os.cpus()[0]?.model, cores: os.cpus().length },
+  places: places.map((p) => ({ ...p, filesystem: fsOf(p.base) })),
+  peers: Object.fromEntries(contenders.map((n) => [n, { label: label(n), note: n === 'c' ? 'compiled with cc -O2 at bench time' : peers[n].note, version: version(n) }])),
+  missing: missingPeers,
+  data: {},
+};
+function version(n) {
+  if (n === 'c') return null;
+  const pkg = { 'session-flock': '../package.json', 'session-flock-norecord': '../package.json', pidfile: null }[n] ?? `${n}/package.json`;
+  if (pkg === null) return null;
+  try {
+    return JSON.parse(fs.readFileSync(pkg.startsWith('..') ? path.join(root, 'package.json') : path.join(root, 'node_modules', pkg), 'utf8')).version;
+  } catch {
+    return null;
+  }
+}
+
+let failed = false;
+for (const place of places) {
+  const dir = fs.mkdtempSync(path.join(place.base, 'sflock-bench-'));
+  results.data[place.name] = {};
+  try {
+    for (const [sname, fn] of scenarios) {
+      results.data[place.name][sname] = {};
+      for (const n of contenders) {
+        process.stderr.write(`  ${place.name} ${sname} ${label(n)} ... `);
+        const t = Date.now();
+        let r;
+        try {
+          r = await fn(n, dir);
+        } catch (e) {
+          r = { error: String(e.message).split('\n')[0] };
+          if (n === 'session-flock' || n === 'c') failed = true;
+        }
+        if (sname === 'contention' && r.exact === false && (n.startsWith('session-flock') || n === 'c')) failed = true;
+        results.data[place.name][sname][n] = r;
+        process.stderr.write(`${((Date.now() - t) / 1000).toFixed(1)} s\n`);
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+fs.rmSync(workDir, { recursive: true, force: true });
+
+// ---------- report ----------
+const fmtUs = (us) => (us >= 10_000 ? `${(us / 1000).toFixed(0)} ms` : us >= 1000 ? `${(us / 1000).toFixed(1)} ms` : us >= 10 ? `${us.toFixed(0)} µs` : `${us.toFixed(2)} µs`);
+const fmtMs = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`);
+const ratio = (x, best) => (x == null || best == null ? '' : x / best < 1.05 ? '**1.0×**' : `${(x / best).toFixed(x / best >= 100 ? 0 : 1)}×`);
+function table(title, metric, cell, key, rowsFor = () => contenders) {
+  const lines = [`### ${title}`, '', `| Peer | ${places.map((p) => `${p.name}: ${metric} | ratio`).join(' | ')} |`, `| --- | ${places.map(() => '---: | ---:').join(' | ')} |`];
+  const best = {};
+  for (const p of places) {
+    const vals = rowsFor().map((n) => key(results.data[p.name][title.split(':')[0].trim().toLowerCase()]?.[n])).filter((v) => v != null);
+    best[p.name] = vals.length ? Math.min(...vals) : null;
+  }
+  for (const n of rowsFor()) {
+    const cells = places.map((p) => {
+      const r = results.data[p.name][title.split(':')[0].trim().toLowerCase()]?.[n];
+      if (!r) return ' | ';
+      if (r.error) return `error: ${r.error.slice(0, 60)} | `;
+      return `${cell(r)} | ${ratio(key(r), best[p.name])}`;
+    });
+    lines.push(`| ${label(n)} | ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+const md = [
+  `## Benchmark (${results.mode}) — ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.platform}, Node ${results.machine.node}`,
+  '',
+  `Places: ${results.places.map((p) => `${p.name} = ${p.base} [${p.filesystem}]`).join('; ')}. Ratios are against the fastest peer in each column (lower is better).`,
+  '',
+  table('Uncontended: mean per acquire+release', 'mean', (r) => fmtUs(r.usPerOp), (r) => r?.usPerOp),
+  '',
+  table('Handoff: cross-process, mean (p99) per handoff', 'mean (p99)', (r) => `${fmtUs(r.meanUs)} (${fmtUs(r.p99Us)})`, (r) => r?.meanUs),
+  '',
+  table(
+    `Contention: ${C.procs} processes × ${C.contendN} locked increments, wall time`,
+    'wall',
+    (r) => `${fmtMs(r.wallMs)} ${r.exact ? '✓' : `✗ count ${r.count}/${r.expected}`}`,
+    (r) => (r?.exact ? r.wallMs : null),
+  ),
+  '',
+  table(
+    'Crash: SIGKILLed holder → another process holds',
+    'recovery',
+    (r) => (r.recovered ? fmtMs(r.recoveryMs) : `> ${fmtMs(r.capMs)} (not recovered)`),
+    (r) => (r?.recovered ? r.recoveryMs : null),
+  ),
+  '',
+  `Peers: ${contenders.map((n) => `${label(n)}${results.peers[n].version ? ` ${results.peers[n].version}` : ''} — ${results.peers[n].note}`).join('; ')}.`,
+  missingPeers.length ? `\nNot run: ${missingPeers.join(', ')}.` : '',
+].join('\n');
+results.markdown = md;
+fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+console.log(md);
+if (failed) {
+  console.error('\nFAILED: session-flock or the C baseline lost a count or errored (see above).');
+  process.exit(1);
+}
