@@ -228,6 +228,21 @@ export function releaseAll(): Promise<number> {
   return Promise.resolve(closed);
 }
 
+/**
+ * @internal Process-wide re-entry, for the session-write-lock adapter: a new
+ * view of this process's exclusive hold on `lockPath` (counted like a nested
+ * acquire inside withLock), or null when this process holds none.
+ */
+export function joinHeld(lockPath: string): SessionLock | null {
+  const entry = registry.entries.get(lockPath);
+  for (const hold of entry?.holds ?? []) {
+    if (hold.released || hold.shared) continue;
+    hold.views++;
+    return new SessionLock(hold);
+  }
+  return null;
+}
+
 /** @internal for the CLI's `run`: the hold behind a lock. */
 export function holdFor(lock: SessionLock): Hold {
   return holdOf(lock);

@@ -8,11 +8,10 @@
  * behavior: a dead holder (SIGKILL, OOM, crash) frees the session at once;
  * no pid or age is ever guessed, so `staleMs` has nothing left to decide.
  */
-import * as diagnostics from 'node:diagnostics_channel';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { acquire, releaseAll } from './api';
+import { acquire, joinHeld, releaseAll } from './api';
 import { invalidArgType, invalidArgValue, LockTimeoutError } from './errors';
 import type { SessionLock } from './session-lock';
 
@@ -112,96 +111,28 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** One OS hold of one session in this process, shared by its handles when re-entered. */
-interface Hold {
-  readonly lockPath: string;
-  readonly lock: SessionLock;
-  /** Live handles. */
-  count: number;
-  /** Set by releaseAllSessionWriteLocks(): handles of a dead hold are inert. */
-  dead: boolean;
-}
-
-/** A re-entrant acquire still waiting; it joins the first hold this process gets on the session. */
-interface Joiner {
-  join(hold: Hold): void;
-}
-
-interface State {
-  readonly holds: Map<string, Hold>;
-  readonly joiners: Map<string, Set<Joiner>>;
-}
-
-// On globalThis under a Symbol.for key, like the core's registry: two copies
-// of the package in one process count re-entrancy together.
+/**
+ * Re-entrant acquires still waiting, by lock path: when this process is
+ * granted the session, they join that hold instead of queueing behind it.
+ * On globalThis so that two copies of the package agree.
+ */
 const KEY = Symbol.for('session-flock.session-write-lock.v1');
-const state: State = ((globalThis as { [KEY]?: State })[KEY] ??= { holds: new Map(), joiners: new Map() });
+const joiners: Map<string, Set<() => void>> = ((globalThis as { [KEY]?: Map<string, Set<() => void>> })[KEY] ??= new Map());
 
-const leakChannel = diagnostics.channel('session-flock:leak');
-
-interface Ticket {
-  hold: Hold;
-  released: boolean;
-  site: { stack?: string };
-}
-
-function dropTicket(ticket: Ticket): void {
-  if (ticket.released) return;
-  ticket.released = true;
-  const { hold } = ticket;
-  if (hold.dead) return;
-  if (--hold.count > 0) return;
-  hold.dead = true;
-  if (state.holds.get(hold.lockPath) === hold) state.holds.delete(hold.lockPath);
-  hold.lock.releaseSync();
-}
-
-// The map above keeps the SessionLock reachable, so the core's own leak
-// finalizer cannot fire; this one does the same job for a dropped handle.
-const leaks = new FinalizationRegistry<Ticket>((ticket) => {
-  if (ticket.released || ticket.hold.dead) return;
-  const acquiredAt = (ticket.site.stack ?? '').split('\n').slice(1).join('\n');
-  const { lock } = ticket.hold;
-  if (leakChannel.hasSubscribers) {
-    leakChannel.publish({ target: lock.target, lockPath: lock.lockPath, mode: 'exclusive', owner: null, heldForMs: Date.now() - lock.acquiredAt, acquiredAt });
-  }
-  dropTicket(ticket);
-  process.emitWarning(
-    `session-flock: a session write lock handle for ${lock.lockPath} was garbage-collected without release(), so it was released. Acquired at:\n${acquiredAt}`,
-    { type: 'SessionFlockLeakWarning', code: 'SESSION_FLOCK_LEAK' },
-  );
-});
-
-function handleFor(hold: Hold, sessionFile: string, site: { stack?: string }): SessionWriteLock {
-  const ticket: Ticket = { hold, released: false, site };
-  const handle: SessionWriteLock = {
+/**
+ * Each handle is a core SessionLock view of its own: the core counts the
+ * views of one OS hold, releases it with the last one, makes them inert
+ * after releaseAll(), and releases a dropped one with a leak warning.
+ */
+function handleFor(lock: SessionLock, sessionFile: string): SessionWriteLock {
+  return {
     sessionFile,
-    lockPath: hold.lockPath,
+    lockPath: lock.lockPath,
     get held() {
-      return !ticket.released && !hold.dead && hold.lock.held;
+      return lock.held;
     },
-    release() {
-      try {
-        leaks.unregister(ticket);
-        dropTicket(ticket);
-        return Promise.resolve();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
+    release: () => lock.release(),
   };
-  leaks.register(handle, ticket, ticket);
-  return handle;
-}
-
-/** A live hold of this process on lockPath, or undefined (forgetting one the core already let go). */
-function liveHold(lockPath: string): Hold | undefined {
-  const hold = state.holds.get(lockPath);
-  if (hold === undefined) return undefined;
-  if (!hold.dead && hold.lock.held) return hold;
-  hold.dead = true;
-  state.holds.delete(lockPath);
-  return undefined;
 }
 
 /** The lock path: realpath(dirname(sessionFile)) + '/' + basename(sessionFile) + '.lock'. */
@@ -226,8 +157,6 @@ async function resolveSessionFile(sessionFile: unknown): Promise<string> {
  * not block: only a kernel lock on it does.
  */
 export async function acquireSessionWriteLock(params: SessionWriteLockParams): Promise<SessionWriteLock> {
-  const site: { stack?: string } = {};
-  Error.captureStackTrace(site, acquireSessionWriteLock);
   if (typeof params !== 'object' || params === null) throw invalidArgType('params', 'of type object', params);
   const { timeoutMs = 10_000, maxHoldMs, allowReentrant = false, owner } = params;
   if (typeof allowReentrant !== 'boolean') throw invalidArgType('params.allowReentrant', 'of type boolean', allowReentrant);
@@ -235,30 +164,23 @@ export async function acquireSessionWriteLock(params: SessionWriteLockParams): P
   const lockPath = `${sessionFile}.lock`;
 
   if (allowReentrant) {
-    const hold = liveHold(lockPath);
-    if (hold !== undefined) {
-      hold.count++;
-      return handleFor(hold, sessionFile, site);
-    }
+    const view = joinHeld(lockPath);
+    if (view !== null) return handleFor(view, sessionFile);
   }
 
+  // While a re-entrant acquire waits, another acquire of this process may be
+  // granted the session first: re-entrant means sharing that hold, not queueing behind it.
   const abort = new AbortController();
-  const joined: { hold: Hold | null } = { hold: null };
-  let joiner: Joiner | undefined;
+  let joined: SessionLock | null = null;
+  const join = (): void => {
+    if (joined !== null) return;
+    joined = joinHeld(lockPath);
+    if (joined !== null) abort.abort();
+  };
   if (allowReentrant) {
-    // While this waits, another acquire of this process may be granted the
-    // session first; re-entrant means sharing that hold rather than queueing behind it.
-    joiner = {
-      join(hold) {
-        if (joined.hold !== null) return;
-        joined.hold = hold;
-        hold.count++;
-        abort.abort();
-      },
-    };
-    let set = state.joiners.get(lockPath);
-    if (set === undefined) state.joiners.set(lockPath, (set = new Set()));
-    set.add(joiner);
+    let waiting = joiners.get(lockPath);
+    if (waiting === undefined) joiners.set(lockPath, (waiting = new Set()));
+    waiting.add(join);
   }
   let lock: SessionLock;
   try {
@@ -274,28 +196,18 @@ export async function acquireSessionWriteLock(params: SessionWriteLockParams): P
       reentrant: allowReentrant,
     });
   } catch (error) {
-    if (joined.hold !== null) return handleFor(joined.hold, sessionFile, site);
+    if (joined !== null) return handleFor(joined, sessionFile);
     if (error instanceof LockTimeoutError) throw new SessionWriteLockTimeoutError(lockPath, timeoutMs, error);
     throw error;
   } finally {
-    if (joiner !== undefined) {
-      const set = state.joiners.get(lockPath);
-      set?.delete(joiner);
-      if (set?.size === 0) state.joiners.delete(lockPath);
-    }
+    const waiting = joiners.get(lockPath);
+    waiting?.delete(join);
+    if (waiting?.size === 0) joiners.delete(lockPath);
   }
-  if (joined.hold !== null) {
-    // Granted in the same turn as the join; the joined hold is the one to use.
-    lock.releaseSync();
-    return handleFor(joined.hold, sessionFile, site);
-  }
-  const hold: Hold = { lockPath, lock, count: 1, dead: false };
-  const previous = liveHold(lockPath);
-  // `previous` can exist only when the core re-entered a withLock() hold; keep the first as the one joiners share.
-  if (previous === undefined) state.holds.set(lockPath, hold);
-  const waiting = state.joiners.get(lockPath);
-  if (waiting !== undefined) for (const j of [...waiting]) j.join(hold);
-  return handleFor(hold, sessionFile, site);
+  // A join that raced the grant made a second view of a hold; one view is enough.
+  (joined as SessionLock | null)?.releaseSync();
+  for (const waiter of [...(joiners.get(lockPath) ?? [])]) waiter();
+  return handleFor(lock, sessionFile);
 }
 
 /**
@@ -305,8 +217,6 @@ export async function acquireSessionWriteLock(params: SessionWriteLockParams): P
  * are dead: their release() does nothing and cannot touch a later holder.
  * Resolves to the number of OS locks closed.
  */
-export async function releaseAllSessionWriteLocks(): Promise<number> {
-  for (const hold of state.holds.values()) hold.dead = true;
-  state.holds.clear();
+export function releaseAllSessionWriteLocks(): Promise<number> {
   return releaseAll();
 }
