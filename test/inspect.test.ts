@@ -1,11 +1,12 @@
 // inspect(), listLocks(), heldLocks() and the /proc/locks parser, against real
 // files and locks held by real child processes.
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
+import * as diagnostics from 'node:diagnostics_channel';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, fixture, freeInAnotherProcess, isAlive, tempDir } from './helpers';
+import { dist, eventually, fixture, freeInAnotherProcess, isAlive, tempDir } from './helpers';
 import { acquire, heldLocks, withLock } from '../dist/cjs/index.js';
 import { inspect, inspectWithProcRoot, listLocks, type LockStatus } from '../dist/cjs/inspect.js';
 import { devMajorMinor, parseProcLocks } from '../dist/cjs/proc-locks.js';
@@ -415,5 +416,60 @@ describe('the probe never outlives inspect()', () => {
     if (linux) expect(fs.readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fds);
     expect(await freeInAnotherProcess(target)).toBe(true);
     expect(isAlive(process.pid)).toBe(true);
+  });
+});
+
+describe('observability, as docs/readme/diagnostics.md documents it', () => {
+  it('publishes acquire, contended, long-hold and release with the documented fields', async () => {
+    const target = path.join(tempDir(), 'obs.jsonl');
+    const seen: Record<string, any[]> = { acquire: [], release: [], contended: [], 'long-hold': [] };
+    const subscribers = Object.keys(seen).map((name) => {
+      const fn = (message: unknown): void => {
+        if ((message as { target: string }).target === target) seen[name].push(message);
+      };
+      diagnostics.subscribe(`session-flock:${name}`, fn);
+      return () => diagnostics.unsubscribe(`session-flock:${name}`, fn);
+    });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const h = await holder(target);
+      const pending = acquire(target, { owner: 'obs', timeoutMs: 30_000, maxHoldMs: 50 });
+      await eventually(() => seen.contended.length > 0, 10_000, 'a contended event');
+      h.child.kill('SIGKILL');
+      const lock = await pending;
+      await eventually(() => seen['long-hold'].length > 0, 10_000, 'a long-hold event');
+      lock.releaseSync();
+      expect(seen.contended[0]).toEqual({ target, lockPath: `${target}.lock`, mode: 'exclusive', owner: 'obs' });
+      expect(Object.keys(seen.acquire[0]).sort()).toEqual(['lockPath', 'mode', 'owner', 'target', 'waitedMs']);
+      expect(seen.acquire[0].owner).toBe('obs');
+      expect(Object.keys(seen['long-hold'][0]).sort()).toEqual(['acquiredAt', 'heldForMs', 'lockPath', 'maxHoldMs', 'mode', 'owner', 'target']);
+      expect(seen['long-hold'][0].acquiredAt).toContain('inspect.test.ts');
+      expect(Object.keys(seen.release[0]).sort()).toEqual(['heldMs', 'lockPath', 'mode', 'owner', 'target']);
+      await eventually(() => warnings.some((w) => (w as NodeJS.ErrnoException).code === 'SESSION_FLOCK_LONG_HOLD'), 10_000, 'the long-hold warning');
+      const warning = warnings.find((w) => (w as NodeJS.ErrnoException).code === 'SESSION_FLOCK_LONG_HOLD')!;
+      expect(warning.name).toBe('SessionFlockLongHoldWarning');
+      expect(warning.message).toMatch(/has been held for \d+ms, over maxHoldMs 50; it is not taken away\. Acquired at:/);
+    } finally {
+      process.off('warning', onWarning);
+      for (const unsubscribe of subscribers) unsubscribe();
+    }
+  });
+
+  it('publishes leak and warns when a held SessionLock is garbage-collected', () => {
+    const target = path.join(tempDir(), 'leak.jsonl');
+    const script = `
+      const dc = require('node:diagnostics_channel');
+      const { acquire } = require(${JSON.stringify(dist)});
+      dc.subscribe('session-flock:leak', (m) => console.log('LEAK ' + JSON.stringify(Object.keys(m).sort())));
+      process.on('warning', (w) => console.log('WARNING ' + w.code + ' ' + w.message.split('\\n')[0]));
+      (async function leaky() { await acquire(process.argv[1]); })().then(() => {
+        setTimeout(() => { globalThis.gc(); setTimeout(() => {}, 200); }, 10);
+      });`;
+    const result = spawnSync(process.execPath, ['--expose-gc', '-e', script, target], { encoding: 'utf8', timeout: 30_000 });
+    expect(result.stderr).toContain('[SESSION_FLOCK_LEAK] SessionFlockLeakWarning'); // printed as well
+    expect(result.stdout).toContain('LEAK ["acquiredAt","heldForMs","lockPath","mode","owner","target"]');
+    expect(result.stdout).toMatch(/WARNING SESSION_FLOCK_LEAK session-flock: a SessionLock for .*leak\.jsonl\.lock was garbage-collected while held, so it was released/);
   });
 });
