@@ -130,7 +130,9 @@ async function status(argv: string[]): Promise<number> {
   const results: LockStatus[] = [];
   let failed = false;
   for (const arg of positionals) {
-    const absolute = path.resolve(arg);
+    let absolute = path.resolve(arg);
+    // A holder record names its lock: `x.jsonl.lock.json` -> `x.jsonl.lock`.
+    if (absolute.endsWith('.lock.json')) absolute = absolute.slice(0, -'.json'.length);
     let stat: fs.Stats | null = null;
     try {
       stat = fs.statSync(absolute);
@@ -197,6 +199,9 @@ async function run(argv: string[]): Promise<number> {
   const owner = values.owner ?? `session-flock run ${path.basename(command[0])}`;
 
   let lock: SessionLock;
+  // The kernel wait does not keep a process alive on its own (by design, for
+  // library users); this process has nothing else to do, so keep it alive.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   try {
     lock = await acquire(target, { shared: values.shared, timeoutMs, owner });
   } catch (error) {
@@ -205,6 +210,8 @@ async function run(argv: string[]): Promise<number> {
       return 1;
     }
     throw error;
+  } finally {
+    clearInterval(keepAlive);
   }
 
   // The one deliberate inheritance of a lock descriptor: the command gets the

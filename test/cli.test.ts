@@ -116,9 +116,12 @@ describe('session-flock status', () => {
     const table = await sessionFlock(['status', dir], { cwd: dir });
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(new RegExp(`k\\.jsonl\\.lock\\s+free\\s+-\\s+-\\s+-\\s+-\\s+record left by pid ${h.pid}, which is not running`));
-    const [status] = JSON.parse((await sessionFlock(['status', '--json', `${target}.lock`])).stdout);
-    expect(status.state).toBe('free');
-    expect(status.record.pid).toBe(h.pid);
+    for (const arg of [`${target}.lock`, `${target}.lock.json`]) {
+      const [status] = JSON.parse((await sessionFlock(['status', '--json', arg])).stdout);
+      expect(status.lockPath).toBe(`${target}.lock`);
+      expect(status.state).toBe('free');
+      expect(status.record.pid).toBe(h.pid);
+    }
   });
 
   it('-r descends into subfolders; a bad path fails with a clear message; hostile records stay on one line', async () => {
@@ -262,6 +265,19 @@ describe('session-flock run', () => {
     expect(result.stderr).toMatch(new RegExp(`timed out after 300ms waiting for .*t\\.jsonl\\.lock — held by pid ${h.pid}.*owner agent:busy`));
     const once = await sessionFlock(['run', '--timeout', '0', target, '--', process.execPath, '-e', 'process.exit(0)']);
     expect(once.code).toBe(1);
+  });
+
+  it('--timeout Infinity waits for the holder however long it takes (the process stays alive)', async () => {
+    const dir = tempDir();
+    const target = path.join(dir, 'inf.jsonl');
+    const h = await holder(target);
+    const waiting = sessionFlock(['run', '--timeout', 'Infinity', target, '--', process.execPath, '-e', 'process.exit(4)']);
+    // It must still be waiting after the holder has held for a while, and take the lock when the holder dies.
+    await new Promise((r) => setTimeout(r, 500));
+    h.child.kill('SIGKILL');
+    const result = await waiting;
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(4);
   });
 
   it('--shared runs alongside another shared holder', async () => {
