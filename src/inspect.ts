@@ -194,7 +194,8 @@ function inspectSync(target: string, lockPath: string, context: Context): LockSt
     inspectKernel(status, context.table.locks, stat, context, own !== null);
   } else {
     status.method = 'probe';
-    notes.push(`${context.table.reason}; probed with a brief non-blocking try-lock`);
+    // Elsewhere the probe is the normal method (see `method`); on Linux it is a fallback worth saying.
+    if (process.platform === 'linux') notes.push(`${context.table.reason}; probed with a brief non-blocking try-lock`);
     const result = probe(lockPath);
     status.state = result.state;
     status.mode = result.mode;
