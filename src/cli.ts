@@ -224,7 +224,8 @@ async function run(argv: string[]): Promise<number> {
   const stdio: StdioOptions = ['inherit', 'inherit', 'inherit'];
   const env = { ...process.env };
   if (inherit) {
-    const fd = holdFor(lock).inheritableDescriptor();
+    // spawn() dup2()s it to fd 3, which is inheritable; the original stays close-on-exec.
+    const fd = holdFor(lock).inheritableDescriptor(false);
     if (fd < 0) {
       lock.releaseSync();
       throw new Error(`could not pass the lock descriptor to the command (code ${fd})`);

@@ -89,9 +89,9 @@ export class Hold {
     return true;
   }
 
-  /** For `session-flock run`: lets a child inherit the descriptor. Returns the OS descriptor. */
-  inheritableDescriptor(): number {
-    return registry.binding.setInheritable(this.handle, true);
+  /** For `session-flock run`: the OS descriptor, made inheritable by children or not. */
+  inheritableDescriptor(inheritable = true): number {
+    return registry.binding.setInheritable(this.handle, inheritable);
   }
 
   private reportLongHold(): void {
