@@ -16,9 +16,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+// rounds: kernel-lock peers are measured this many times, interleaved with the other peers
+// (medians / pooled samples); polling peers once (their numbers are set by the poll interval).
 const C = SMOKE
-  ? { uncIters: 300, uncMs: 200, handoffs: 20, pollHandoffs: 4, contendN: 25, procs: 4, crashCapMs: 1_000, scenarioCapMs: 30_000 }
-  : { uncIters: 50_000, uncMs: 2_000, handoffs: 1_000, pollHandoffs: 100, contendN: 500, procs: 4, crashCapMs: 15_000, scenarioCapMs: 180_000 };
+  ? { rounds: 1, uncIters: 300, uncMs: 200, handoffs: 20, pollHandoffs: 4, contendN: 25, procs: 4, crashReps: 1, crashCapMs: 1_000, scenarioCapMs: 30_000 }
+  : { rounds: 3, uncIters: 50_000, uncMs: 2_000, handoffs: 400, pollHandoffs: 100, contendN: 500, procs: 4, crashReps: 5, crashCapMs: 15_000, scenarioCapMs: 180_000 };
 
 // ---------- where: tmpfs and disk ----------
 const TMPFS_MAGIC = 0x01021994;
@@ -159,8 +161,7 @@ async function handoff(n, dir) {
     for (const p of [a, b]) p.child.kill('SIGKILL');
     await Promise.all([a.exited, b.exited]);
   }
-  const mean = samples.reduce((s, x) => s + x, 0) / samples.length;
-  return { handoffs: samples.length, meanUs: mean, p50Us: pct(samples, 0.5), p99Us: pct(samples, 0.99), maxUs: Math.max(...samples) };
+  return { samples };
 }
 
 async function contention(n, dir) {
@@ -236,26 +237,59 @@ function version(n) {
   }
 }
 
+const median = (xs) => pct(xs, 0.5);
+const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
+/** Folds the runs of one peer in one scenario into one result. */
+function aggregate(sname, runs) {
+  const bad = runs.find((r) => r.error);
+  if (bad) return bad;
+  if (sname === 'uncontended') return { usPerOp: median(runs.map((r) => r.usPerOp)), runsUsPerOp: runs.map((r) => r.usPerOp), iters: runs.map((r) => r.iters) };
+  if (sname === 'handoff') {
+    const all = runs.flatMap((r) => r.samples);
+    return { handoffs: all.length, rounds: runs.length, meanUs: mean(all), p50Us: pct(all, 0.5), p99Us: pct(all, 0.99), maxUs: Math.max(...all) };
+  }
+  if (sname === 'contention') {
+    const wrong = runs.find((r) => !r.exact);
+    return { wallMs: median(runs.map((r) => r.wallMs)), runsWallMs: runs.map((r) => r.wallMs), exact: !wrong, count: (wrong ?? runs[0]).count, expected: runs[0].expected };
+  }
+  if (sname === 'crash') {
+    const ok = runs.filter((r) => r.recovered).map((r) => r.recoveryMs);
+    return ok.length === runs.length
+      ? { recovered: true, recoveryMs: median(ok), maxMs: Math.max(...ok), reps: runs.length }
+      : { recovered: false, capMs: runs[0].capMs ?? C.crashCapMs, reps: runs.length };
+  }
+  return runs[0];
+}
+
 let failed = false;
 for (const place of places) {
   const dir = fs.mkdtempSync(path.join(place.base, 'sflock-bench-'));
   results.data[place.name] = {};
   try {
     for (const [sname, fn] of scenarios) {
+      const runs = Object.fromEntries(contenders.map((n) => [n, []]));
+      const reps = (n) => (sname !== 'uncontended' && kind(n) === 'polling' ? 1 : sname === 'crash' ? C.crashReps : C.rounds);
+      const maxReps = Math.max(...contenders.map(reps));
+      for (let round = 0; round < maxReps; round++) {
+        for (const n of contenders) {
+          if (round >= reps(n) || runs[n].some((r) => r.error)) continue;
+          process.stderr.write(`  ${place.name} ${sname} ${label(n)} #${round + 1} ... `);
+          const t = Date.now();
+          let r;
+          try {
+            r = await fn(n, dir);
+          } catch (e) {
+            r = { error: String(e.message).split('\n')[0] };
+          }
+          runs[n].push(r);
+          process.stderr.write(`${((Date.now() - t) / 1000).toFixed(1)} s\n`);
+        }
+      }
       results.data[place.name][sname] = {};
       for (const n of contenders) {
-        process.stderr.write(`  ${place.name} ${sname} ${label(n)} ... `);
-        const t = Date.now();
-        let r;
-        try {
-          r = await fn(n, dir);
-        } catch (e) {
-          r = { error: String(e.message).split('\n')[0] };
-          if (n === 'session-flock' || n === 'c') failed = true;
-        }
-        if (sname === 'contention' && r.exact === false && (n.startsWith('session-flock') || n === 'c')) failed = true;
+        const r = aggregate(sname, runs[n]);
+        if ((n.startsWith('session-flock') || n === 'c') && (r.error || r.exact === false)) failed = true;
         results.data[place.name][sname][n] = r;
-        process.stderr.write(`${((Date.now() - t) / 1000).toFixed(1)} s\n`);
       }
     }
   } finally {
@@ -289,9 +323,9 @@ function table(title, metric, cell, key, rowsFor = () => contenders) {
 const md = [
   `## Benchmark (${results.mode}) — ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.platform}, Node ${results.machine.node}`,
   '',
-  `Places: ${results.places.map((p) => `${p.name} = ${p.base} [${p.filesystem}]`).join('; ')}. Ratios are against the fastest peer in each column (lower is better).`,
+  `Places: ${results.places.map((p) => `${p.name} = ${p.base} [${p.filesystem}]`).join('; ')}. Ratios are against the fastest peer in each column (lower is better). Kernel-lock peers: ${C.rounds} interleaved rounds (handoff samples pooled; ${C.crashReps} crash repetitions); polling peers: one round.`,
   '',
-  table('Uncontended: mean per acquire+release', 'mean', (r) => fmtUs(r.usPerOp), (r) => r?.usPerOp),
+  table('Uncontended: mean per acquire+release (median of rounds)', 'mean', (r) => fmtUs(r.usPerOp), (r) => r?.usPerOp),
   '',
   table('Handoff: cross-process, mean (p99) per handoff', 'mean (p99)', (r) => `${fmtUs(r.meanUs)} (${fmtUs(r.p99Us)})`, (r) => r?.meanUs),
   '',
@@ -303,7 +337,7 @@ const md = [
   ),
   '',
   table(
-    'Crash: SIGKILLed holder → another process holds',
+    'Crash: SIGKILLed holder → another process holds (median)',
     'recovery',
     (r) => (r.recovered ? fmtMs(r.recoveryMs) : `> ${fmtMs(r.capMs)} (not recovered)`),
     (r) => (r?.recovered ? r.recoveryMs : null),

@@ -49,10 +49,16 @@ if (mode === 'serve') {
   const [counter, n] = [rest[0], Number(rest[1])];
   say('ready');
   for await (const line of input) if (line === 'go') break;
+  const buf = Buffer.alloc(32);
   for (let i = 0; i < n; i++) {
     const h = await peer.lock(target);
-    const value = Number(fs.readFileSync(counter, 'utf8') || '0');
-    fs.writeFileSync(counter, String(value + 1));
+    // Exactly what baseline.c does: read, pwrite at 0, ftruncate (no O_TRUNC rewrite).
+    const fd = fs.openSync(counter, 'r+');
+    const len = fs.readSync(fd, buf, 0, buf.length, 0);
+    const next = Buffer.from(String(Number(buf.toString('utf8', 0, len) || '0') + 1));
+    fs.writeSync(fd, next, 0, next.length, 0);
+    fs.ftruncateSync(fd, next.length);
+    fs.closeSync(fd);
     await peer.unlock(h);
   }
   say('done');
