@@ -70,6 +70,13 @@ if (!only || only.includes('c')) {
   }
 }
 const contenders = [...peerNames, ...(baseline ? ['c'] : [])];
+if (!peerNames.includes('session-flock')) {
+  console.error(`session-flock itself cannot be loaded (run \`npm run build\` first): ${dist()}`);
+  process.exit(1);
+}
+function dist() {
+  return process.env.SFLOCK_DIST ?? path.join(root, 'dist', 'cjs', 'index.js');
+}
 const label = (n) => (n === 'c' ? 'C baseline (open+flock+unlock+close)' : peers[n].label);
 const kind = (n) => (n === 'c' ? 'kernel' : peers[n].kind);
 const command = (n, args) => (n === 'c' ? [baseline, args] : [process.execPath, [path.join(here, 'worker.mjs'), args[0], n, ...args.slice(1)]]);
