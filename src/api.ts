@@ -86,11 +86,15 @@ function acquireResolved(options: ResolvedOptions, site: CallSite): Promise<Sess
     const waiter = new Waiter(options, site, (hold) => resolve(new SessionLock(hold)), reject);
     entry.enqueue(waiter);
     if (waiter.settled) return;
-    if (options.timeoutMs <= MAX_TIMER_MS) {
-      // A finite budget keeps the process alive like any timer; the kernel wait itself never does.
-      const timer = setTimeout(() => entry.giveUp(waiter, timeoutError(entry, options)), options.timeoutMs);
-      waiter.onSettle(() => clearTimeout(timer));
-    }
+    // A pending acquire keeps the process alive, as pending I/O does: the timer
+    // does it (an idle one for an unlimited wait). The addon's wait thread never
+    // does by itself, so a wait that was given up and still sits in the kernel
+    // cannot hold a process open.
+    const timer =
+      options.timeoutMs <= MAX_TIMER_MS
+        ? setTimeout(() => entry.giveUp(waiter, timeoutError(entry, options)), options.timeoutMs)
+        : setInterval(() => undefined, MAX_TIMER_MS);
+    waiter.onSettle(() => clearTimeout(timer));
     if (signal !== undefined) {
       const onAbort = (): void => entry.giveUp(waiter, new LockAbortedError(options.lockPath, options.target, 'the signal was aborted', signal.reason));
       signal.addEventListener('abort', onAbort, { once: true });
@@ -136,6 +140,9 @@ export function acquire(target: string, options?: AcquireOptions): Promise<Sessi
  */
 export function tryAcquireSync(target: string, options?: AcquireOptions): SessionLock | null {
   const resolved = resolveOptions(target, options);
+  if (resolved.signal?.aborted) {
+    throw new LockAbortedError(resolved.lockPath, resolved.target, 'the signal was already aborted', resolved.signal.reason);
+  }
   const reentered = reenter(resolved);
   if (reentered !== null) return reentered;
   const hold = LockEntry.for(resolved.lockPath, resolved.target).tryNow(resolved, captureCallSite(tryAcquireSync));

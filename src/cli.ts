@@ -199,9 +199,6 @@ async function run(argv: string[]): Promise<number> {
   const owner = values.owner ?? `session-flock run ${path.basename(command[0])}`;
 
   let lock: SessionLock;
-  // The kernel wait does not keep a process alive on its own (by design, for
-  // library users); this process has nothing else to do, so keep it alive.
-  const keepAlive = setInterval(() => undefined, 1 << 30);
   try {
     lock = await acquire(target, { shared: values.shared, timeoutMs, owner });
   } catch (error) {
@@ -210,8 +207,6 @@ async function run(argv: string[]): Promise<number> {
       return 1;
     }
     throw error;
-  } finally {
-    clearInterval(keepAlive);
   }
 
   // The one deliberate inheritance of a lock descriptor: the command gets the

@@ -118,17 +118,28 @@ describe('waiting', () => {
     expect(JSON.parse(result.stdout)).toEqual({ acquiredWhilePoolBlocked: true });
   });
 
-  it('a pending wait with no timeout does not keep the process alive by itself', async () => {
+  it('a pending acquire keeps the process alive; a given-up kernel wait does not', async () => {
     const target = path.join(tempDir(), 's.jsonl');
     const lock = await acquire(target);
-    const script = `require(${JSON.stringify(dist)}).acquire(${JSON.stringify(target)}, { timeoutMs: Infinity })
-      .then(() => console.log('acquired'));`;
-    const result = await runNode(['-e', script], { timeoutMs: 20_000 });
-    expect(result.signal).toBeNull(); // it exited on its own, not killed by the runner's guard
-    expect(result.code).toBe(0);
-    expect(result.stdout).toBe('');
-    expect(lock.held).toBe(true);
+    const waitsForever = `require(${JSON.stringify(dist)}).acquire(${JSON.stringify(target)}, { timeoutMs: Infinity })
+      .then((l) => { console.log('acquired'); l.releaseSync(); });`;
+    const pending = runNode(['-e', waitsForever], { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 500));
     lock.releaseSync();
+    const served = await pending;
+    expect(served.signal).toBeNull();
+    expect(served.stdout).toBe('acquired\n');
+
+    const relock = await acquire(target);
+    // This child gives up after 100 ms; its wait thread stays parked in flock() while we hold
+    // the lock, and must not keep the child from exiting.
+    const givesUp = `require(${JSON.stringify(dist)}).acquire(${JSON.stringify(target)}, { timeoutMs: 100 })
+      .catch((e) => console.log(e.code));`;
+    const result = await runNode(['-e', givesUp], { timeoutMs: 20_000 });
+    expect(result.signal).toBeNull(); // it exited on its own, not killed by the runner's guard
+    expect(result.stdout).toBe('ELOCKTIMEOUT\n');
+    expect(relock.held).toBe(true);
+    relock.releaseSync();
   });
 
   it('a pending acquire in another process is served when we release', async () => {
