@@ -47,6 +47,7 @@ typedef struct {
   int tsfn_gone; /* the env destroyed the tsfn: never call it (under h->mu) */
   int refs;      /* the thread and the tsfn finalizer */
   int shared;
+  char *path;    /* for the identity check right after the grant */
 } wait_t;
 
 static const napi_type_tag handle_tag = {0x5e5510f10c4b1e55ULL, 0x6f7c2d1a93b84e27ULL};
@@ -214,7 +215,10 @@ static void wait_release(wait_t *w) {
   sf_mutex_lock(h->mu);
   wait_unref_locked(w, &free_wait, &free_handle);
   sf_mutex_unlock(h->mu);
-  if (free_wait) free(w);
+  if (free_wait) {
+    free(w->path);
+    free(w);
+  }
   if (free_handle) handle_free(h);
 }
 
@@ -224,8 +228,13 @@ static void wait_thread(void *arg) {
   /* h->file cannot change while h->waiting is set: close is deferred to us. */
   int r = sf_wait_lock(h->file, w->shared);
 
+  /* The identity check runs here, off the event loop, while the lock is held:
+   * 0 then means granted on the file the path still names. On any other code
+   * the caller closes the descriptor, which lets go of a stale grant. */
+  if (r == 0) r = sf_same_file(h->file, w->path);
+
   sf_mutex_lock(h->mu);
-  if (r == 0 && h->cancelled) {
+  if ((r == 0 || r == SF_REPLACED) && h->cancelled) {
     /* The late grant: nobody wants it any more, so it must not stay held. */
     sf_unlock(h->file);
     r = SF_CANCELLED;
@@ -264,12 +273,14 @@ static void wait_tsfn_finalize(napi_env env, void *data, void *hint) {
   wait_release(w);
 }
 
-/* waitLock(h, shared: boolean, done: (code: number) => void): 0 | negative code.
- * The wait runs on its own thread and does not keep the event loop alive. */
+/* waitLock(h, shared: boolean, path: string, done: (code: number) => void): 0 | negative code.
+ * The wait runs on its own thread and does not keep the event loop alive.
+ * `done` gets 0 (granted, and `path` still names the file), REPLACED (granted
+ * on a file that was unlinked or replaced: close and retry), CANCELLED, or an error. */
 static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
+  napi_value argv[4];
   instance_t *inst;
-  ASSERT(get_args(env, info, 3, argv, &inst) == 3);
+  ASSERT(get_args(env, info, 4, argv, &inst) == 4);
   HANDLE_ARG(0);
   bool shared = false;
   ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
@@ -281,12 +292,17 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
 
   wait_t *w = calloc(1, sizeof *w);
   if (w == NULL) return make_int(env, SF_NO_MEMORY);
+  w->path = get_utf8(env, argv[2]);
+  if (w->path == NULL) {
+    free(w);
+    return make_int(env, SF_NO_MEMORY);
+  }
   w->h = h;
   w->shared = shared;
   w->refs = 2;
   napi_value name;
   CHECK(napi_create_string_utf8(env, "session-flock:wait", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, w, wait_tsfn_finalize, inst,
+  CHECK(napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, w, wait_tsfn_finalize, inst,
                                         wait_deliver, &w->tsfn));
   CHECK(napi_unref_threadsafe_function(env, w->tsfn));
   inst->waits_in_flight++;

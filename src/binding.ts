@@ -13,8 +13,12 @@ export interface NativeHandle {
 export interface RawBinding {
   open(path: string, mode: number, create: boolean): NativeHandle | number;
   tryLock(handle: NativeHandle, shared: boolean): number;
-  /** Starts a blocking wait on an addon thread; `done` receives 0, CANCELLED or an error code. */
-  waitLock(handle: NativeHandle, shared: boolean, done: (code: number) => void): number;
+  /**
+   * Starts a blocking wait on an addon thread. `done` receives 0 (granted, and `path`
+   * still names the locked file: the identity check runs on that thread), REPLACED
+   * (granted on a replaced file: close and retry), CANCELLED, or an error code.
+   */
+  waitLock(handle: NativeHandle, shared: boolean, path: string, done: (code: number) => void): number;
   cancelWait(handle: NativeHandle): boolean;
   unlock(handle: NativeHandle): number;
   /** Idempotent. While a wait runs, the close (and the release of a late grant) is left to its thread. */

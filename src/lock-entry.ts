@@ -186,7 +186,7 @@ export class LockEntry {
   /** Returns true when a kernel wait is now in flight for `waiter`. */
   private startKernelWait(waiter: Waiter): boolean {
     const handle = waiter.handle as NativeHandle;
-    const code = registry.binding.waitLock(handle, waiter.options.shared, (result) => this.kernelWaitDone(handle, result));
+    const code = registry.binding.waitLock(handle, waiter.options.shared, this.lockPath, (result) => this.kernelWaitDone(handle, result));
     if (code !== 0) {
       this.remove(waiter);
       this.closeHandle(waiter);
@@ -205,22 +205,16 @@ export class LockEntry {
     const waiter = this.kernelWaiter;
     if (waiter !== null && waiter.handle === handle) {
       this.kernelWaiter = null;
-      if (code !== 0) {
+      if (code === 0) {
         this.remove(waiter);
-        this.closeHandle(waiter);
-        waiter.fail(lockFailure(code, 'flock', this.lockPath));
+        waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, Date.now() - waiter.enqueuedAt));
       } else {
-        let named: boolean;
-        try {
-          named = this.stillNamed(waiter);
-        } catch (error) {
+        // Closing lets go of a grant on a replaced file; the waiter stays at the head and reopens.
+        this.closeHandle(waiter);
+        if (code === registry.binding.REPLACED) debug('%s was replaced while waiting; reopening', this.lockPath);
+        else {
           this.remove(waiter);
-          waiter.fail(error as Error);
-          named = false;
-        }
-        if (named) {
-          this.remove(waiter);
-          waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, Date.now() - waiter.enqueuedAt));
+          waiter.fail(lockFailure(code, 'flock', this.lockPath));
         }
       }
     } else if (this.draining === handle) {
