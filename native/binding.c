@@ -124,12 +124,6 @@ static napi_value make_int(napi_env env, int value) {
   return result;
 }
 
-static napi_value make_bool(napi_env env, int value) {
-  napi_value result;
-  CHECK(napi_get_boolean(env, value != 0, &result));
-  return result;
-}
-
 /* Reads up to `max` arguments; `cb_data` receives the instance. */
 static size_t get_args(napi_env env, napi_callback_info info, size_t max, napi_value *argv, instance_t **inst) {
   size_t argc = max;
@@ -324,21 +318,6 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
   return make_int(env, r);
 }
 
-/* cancelWait(h): true when a wait was running and is now told to give up. */
-static napi_value js_cancel_wait(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
-  HANDLE_ARG(0);
-  sf_mutex_lock(h->mu);
-  int was_waiting = h->waiting;
-  if (was_waiting) {
-    h->cancelled = 1;
-    sf_cancel_wait(h->file);
-  }
-  sf_mutex_unlock(h->mu);
-  return make_bool(env, was_waiting);
-}
-
 /* unlock(h): 0 | negative code */
 static napi_value js_unlock(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -436,7 +415,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"open", js_open},
       {"tryLock", js_try_lock},
       {"waitLock", js_wait_lock},
-      {"cancelWait", js_cancel_wait},
       {"unlock", js_unlock},
       {"close", js_close},
       {"sameFile", js_same_file},

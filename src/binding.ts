@@ -19,7 +19,6 @@ export interface RawBinding {
    * (granted on a replaced file: close and retry), CANCELLED, or an error code.
    */
   waitLock(handle: NativeHandle, shared: boolean, path: string, done: (code: number) => void): number;
-  cancelWait(handle: NativeHandle): boolean;
   unlock(handle: NativeHandle): number;
   /** Idempotent. While a wait runs, the close (and the release of a late grant) is left to its thread. */
   close(handle: NativeHandle): number;

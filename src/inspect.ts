@@ -14,6 +14,7 @@ import {
 } from './proc-locks';
 import { type HolderRecord, readRecordDetailed, recordPathFor } from './record';
 import { registry } from './registry';
+import { pidAlive } from './process-alive';
 
 export type LockState = 'free' | 'held' | 'missing' | 'unknown';
 export type LockMode = 'shared' | 'exclusive';
@@ -96,15 +97,6 @@ function modeOf(access: string): LockMode | null {
   return null;
 }
 
-/** process.kill(pid, 0): ESRCH means gone, EPERM means it exists under another user. */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function recordLocal(record: HolderRecord): boolean {
   return typeof record.hostname !== 'string' || record.hostname === hostname;

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { acquire, joinHeld, releaseAll } from './api';
 import { invalidArgType, invalidArgValue, LockTimeoutError } from './errors';
 import type { SessionLock } from './session-lock';
+import { pidAlive } from './process-alive';
 
 export interface SessionWriteLockParams {
   /** The session transcript, e.g. `sessions/<uuid>.jsonl`. Its directory is created if missing. */
@@ -101,15 +102,6 @@ export class SessionWriteLockTimeoutError extends Error {
   }
 }
 
-/** `process.kill(pid, 0)`: true when it succeeds or fails with EPERM (exists, not ours to signal). */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Re-entrant acquires still waiting, by lock path: when this process is
