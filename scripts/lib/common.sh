@@ -24,7 +24,7 @@ ensure_apt() {
     "${sudo[@]}" apt-get update -q </dev/null >&2
     touch "$CACHE/.apt-updated"
   fi
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >&2
+  "${sudo[@]}" apt-get install -y -q "${missing[@]}" </dev/null >&2
 }
 
 # npm_unpack name version: `npm pack` once into .cache/dl, unpacked once into
