@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "session_flock",
-      "sources": ["native/binding.c"],
+      "sources": ["native/binding.c", "native/thread_pool.c"],
       "conditions": [
         ["OS=='win'", {
           "sources": ["native/flock_win32.c"],

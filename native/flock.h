@@ -65,7 +65,21 @@ sf_mutex_t *sf_mutex_new(void);
 void sf_mutex_lock(sf_mutex_t *m);
 void sf_mutex_unlock(sf_mutex_t *m);
 void sf_mutex_free(sf_mutex_t *m);
-/* Starts a detached thread running fn(arg). */
+
+/* Runs fn(arg) on a wait thread (thread_pool.c): an idle one that finished
+ * earlier work if there is one, else a new detached thread. Idle threads
+ * linger briefly, so a lock handed back and forth does not pay for creating
+ * and tearing down a thread on every wait. */
 int sf_thread_start(void (*fn)(void *), void *arg);
+
+/* What thread_pool.c needs from each platform: a detached thread, a name for
+ * it (best effort), and one process-wide lock and condition. */
+int sf_thread_spawn(void (*fn)(void *), void *arg);
+void sf_thread_set_name(const char *name);
+void sf_pool_lock(void);
+void sf_pool_unlock(void);
+/* With the pool lock held: waits for sf_pool_wake() or `ms`; 1 on timeout, else 0. */
+int sf_pool_wait(int ms);
+void sf_pool_wake(void);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct sf_file {
@@ -174,21 +175,17 @@ void sf_mutex_free(sf_mutex_t *m) {
 typedef struct {
   void (*fn)(void *);
   void *arg;
-} sf_thread_start_t;
+} sf_thread_spawn_t;
 
 static void *sf_thread_main(void *p) {
-  sf_thread_start_t start = *(sf_thread_start_t *)p;
+  sf_thread_spawn_t start = *(sf_thread_spawn_t *)p;
   free(p);
-#ifdef __linux__
-  /* Named so that tests and operators can count wait threads in /proc/<pid>/task. */
-  pthread_setname_np(pthread_self(), "sflock-wait");
-#endif
   start.fn(start.arg);
   return NULL;
 }
 
-int sf_thread_start(void (*fn)(void *), void *arg) {
-  sf_thread_start_t *start = malloc(sizeof *start);
+int sf_thread_spawn(void (*fn)(void *), void *arg) {
+  sf_thread_spawn_t *start = malloc(sizeof *start);
   if (start == NULL) return SF_NO_MEMORY;
   start->fn = fn;
   start->arg = arg;
@@ -205,4 +202,32 @@ int sf_thread_start(void (*fn)(void *), void *arg) {
     return -r;
   }
   return 0;
+}
+
+void sf_thread_set_name(const char *name) {
+#ifdef __linux__
+  /* So that tests and operators can count wait threads in /proc/<pid>/task. */
+  pthread_setname_np(pthread_self(), name);
+#else
+  (void)name;
+#endif
+}
+
+static pthread_mutex_t sf_pool_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sf_pool_cond = PTHREAD_COND_INITIALIZER;
+
+void sf_pool_lock(void) { pthread_mutex_lock(&sf_pool_mutex); }
+void sf_pool_unlock(void) { pthread_mutex_unlock(&sf_pool_mutex); }
+void sf_pool_wake(void) { pthread_cond_broadcast(&sf_pool_cond); }
+
+int sf_pool_wait(int ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  return pthread_cond_timedwait(&sf_pool_cond, &sf_pool_mutex, &until) == ETIMEDOUT;
 }

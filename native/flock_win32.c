@@ -490,17 +490,17 @@ void sf_mutex_free(sf_mutex_t *m) { free(m); }
 typedef struct {
   void (*fn)(void *);
   void *arg;
-} sf_thread_start_t;
+} sf_thread_spawn_t;
 
 static unsigned __stdcall sf_thread_main(void *p) {
-  sf_thread_start_t start = *(sf_thread_start_t *)p;
+  sf_thread_spawn_t start = *(sf_thread_spawn_t *)p;
   free(p);
   start.fn(start.arg);
   return 0;
 }
 
-int sf_thread_start(void (*fn)(void *), void *arg) {
-  sf_thread_start_t *start = malloc(sizeof *start);
+int sf_thread_spawn(void (*fn)(void *), void *arg) {
+  sf_thread_spawn_t *start = malloc(sizeof *start);
   if (start == NULL) return SF_NO_MEMORY;
   start->fn = fn;
   start->arg = arg;
@@ -512,4 +512,19 @@ int sf_thread_start(void (*fn)(void *), void *arg) {
   }
   CloseHandle((HANDLE)t); /* detached */
   return 0;
+}
+
+void sf_thread_set_name(const char *name) {
+  (void)name; /* SetThreadDescription is Windows 10+ only; names are a Linux diagnostic */
+}
+
+static SRWLOCK sf_pool_srw = SRWLOCK_INIT;
+static CONDITION_VARIABLE sf_pool_cv = CONDITION_VARIABLE_INIT;
+
+void sf_pool_lock(void) { AcquireSRWLockExclusive(&sf_pool_srw); }
+void sf_pool_unlock(void) { ReleaseSRWLockExclusive(&sf_pool_srw); }
+void sf_pool_wake(void) { WakeAllConditionVariable(&sf_pool_cv); }
+
+int sf_pool_wait(int ms) {
+  return !SleepConditionVariableSRW(&sf_pool_cv, &sf_pool_srw, (DWORD)ms, 0) && GetLastError() == ERROR_TIMEOUT;
 }

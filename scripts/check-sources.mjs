@@ -22,7 +22,8 @@ const list = (name) => {
   return new Set(m[1].split(/\s+/).filter(Boolean));
 };
 const cmakeSets = {
-  binding: list('SF_BINDING_SOURCES'),
+  // binding.gyp's common list is CMake's binding list plus the platform-neutral core files.
+  binding: new Set([...list('SF_BINDING_SOURCES'), ...list('SF_SHARED_SOURCES')]),
   posix: list('SF_POSIX_SOURCES'),
   win32: list('SF_WIN32_SOURCES'),
 };

@@ -27,7 +27,8 @@ export function formatCallSite(site: CallSite): string {
  */
 export class Hold {
   readonly acquiredAt = Date.now();
-  readonly nonce: string = newNonce();
+  /** Identifies this hold's record; only made when there is one. */
+  readonly nonce: string | null;
   /** Live SessionLock views (re-entrancy count). */
   views = 1;
   released = false;
@@ -39,11 +40,11 @@ export class Hold {
     readonly options: ResolvedOptions,
     readonly site: CallSite,
     waitedMs: number,
+    recordNow = true,
   ) {
     entry.holds.add(this);
-    if (options.record) {
-      writeRecord(recordPathFor(entry.lockPath), makeRecord(options.owner, options.shared, this.acquiredAt, this.nonce), options.fileMode);
-    }
+    this.nonce = options.record ? newNonce() : null;
+    if (recordNow) this.writeRecord();
     if (options.maxHoldMs !== Infinity) {
       this.longHoldTimer = setTimeout(() => this.reportLongHold(), Math.min(options.maxHoldMs, 0x7fffffff));
       this.longHoldTimer.unref();
@@ -66,6 +67,16 @@ export class Hold {
     return Date.now() - this.acquiredAt;
   }
 
+  private recordWritten = false;
+
+  /** Writes the holder record once, while held (diagnostics only; failures are logged). */
+  writeRecord(): void {
+    if (this.nonce === null || this.recordWritten || this.released) return;
+    this.recordWritten = true;
+    const { entry, options } = this;
+    writeRecord(recordPathFor(entry.lockPath), makeRecord(options.owner, options.shared, this.acquiredAt, this.nonce), options.fileMode);
+  }
+
   /** Drops one view; the last one releases the kernel lock. */
   unref(): void {
     if (--this.views <= 0) this.release();
@@ -77,7 +88,7 @@ export class Hold {
     this.released = true;
     clearTimeout(this.longHoldTimer);
     const { entry } = this;
-    if (this.options.record) removeRecord(recordPathFor(entry.lockPath), this.nonce, this.options.shared);
+    if (this.recordWritten) removeRecord(recordPathFor(entry.lockPath), this.nonce as string, this.options.shared);
     const code = registry.binding.close(this.handle);
     if (code !== 0) debug('closing %s reported %s', entry.lockPath, registry.binding.errorName(code) ?? code);
     entry.holds.delete(this);

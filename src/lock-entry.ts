@@ -28,8 +28,17 @@ export class Waiter {
   }
 
   grant(hold: Hold): void {
-    this.settle();
+    this.settled = true;
     this.onGrant(hold);
+    // The holder record and clearing the timeout (and abort listener) wait until
+    // the acquirer has resumed: on an event loop that just woke up they cost
+    // more than the rest of the handoff. A hold released before then writes no record.
+    const cleanups = this.cleanups;
+    this.cleanups = [];
+    queueMicrotask(() => {
+      hold.writeRecord();
+      for (const cleanup of cleanups) cleanup();
+    });
   }
 
   fail(error: Error): void {
@@ -117,7 +126,7 @@ export class LockEntry {
       }
       if (granted) {
         this.remove(head);
-        head.grant(new Hold(this, this.takeHandle(head), head.options, head.site, Date.now() - head.enqueuedAt));
+        head.grant(new Hold(this, this.takeHandle(head), head.options, head.site, Date.now() - head.enqueuedAt, false));
         continue;
       }
       if (this.startKernelWait(head)) return;
@@ -207,7 +216,7 @@ export class LockEntry {
       this.kernelWaiter = null;
       if (code === 0) {
         this.remove(waiter);
-        waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, Date.now() - waiter.enqueuedAt));
+        waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, Date.now() - waiter.enqueuedAt, false));
       } else {
         // Closing lets go of a grant on a replaced file; the waiter stays at the head and reopens.
         this.closeHandle(waiter);
@@ -224,6 +233,10 @@ export class LockEntry {
   }
 
   private remove(waiter: Waiter): void {
+    if (this.queue[0] === waiter) {
+      this.queue.shift();
+      return;
+    }
     const index = this.queue.indexOf(waiter);
     if (index >= 0) this.queue.splice(index, 1);
   }

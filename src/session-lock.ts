@@ -51,7 +51,12 @@ export class SessionLock {
     this.lockPath = hold.entry.lockPath;
     this.shared = hold.shared;
     this.acquiredAt = hold.acquiredAt;
-    leaks.register(this, this.#ticket, this.#ticket);
+    // Registered once the acquirer has resumed (off the handoff's critical path);
+    // until then the closure keeps this lock reachable, so no leak can be missed.
+    const ticket = this.#ticket;
+    queueMicrotask(() => {
+      if (!ticket.released) leaks.register(this, ticket, ticket);
+    });
   }
 
   /** True until this lock is released (by release(), releaseAll() or its last re-entrant view). */
