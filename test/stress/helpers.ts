@@ -31,21 +31,8 @@ export function has(cmd: string): boolean {
   return false;
 }
 
-/** Descriptors open in this process (Linux). */
-export function fdCount(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
-
-/** Threads of this process named `sflock-wait` (the addon names its wait threads so). */
-export function waitThreads(pid: number | 'self' = 'self'): number {
-  let n = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      if (fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === 'sflock-wait') n++;
-    } catch {}
-  }
-  return n;
-}
+// Counted the same way as in the main suite.
+export { openDescriptors as fdCount, waitThreads } from '../helpers';
 
 export interface Lines {
   next(match?: (line: string) => boolean, timeoutMs?: number): Promise<string>;
