@@ -4,6 +4,7 @@ import { type CallSite, Hold } from './hold';
 import { channels, debug } from './observe';
 import type { ResolvedOptions } from './options';
 import { registry } from './registry';
+import { deferMicrotask } from './defer';
 
 /** How often an acquire reopens a lock file that was replaced under it before giving up. */
 const MAX_REOPENS = 64;
@@ -35,7 +36,7 @@ export class Waiter {
     // more than the rest of the handoff. A hold released before then writes no record.
     const cleanups = this.cleanups;
     this.cleanups = [];
-    queueMicrotask(() => {
+    deferMicrotask(() => {
       hold.writeRecord();
       for (const cleanup of cleanups) cleanup();
     });

@@ -1,5 +1,6 @@
 import { channels } from './observe';
 import { formatCallSite, type Hold } from './hold';
+import { deferMicrotask } from './defer';
 
 interface Ticket {
   readonly hold: Hold;
@@ -54,7 +55,7 @@ export class SessionLock {
     // Registered once the acquirer has resumed (off the handoff's critical path);
     // until then the closure keeps this lock reachable, so no leak can be missed.
     const ticket = this.#ticket;
-    queueMicrotask(() => {
+    deferMicrotask(() => {
       if (!ticket.released) leaks.register(this, ticket, ticket);
     });
   }
