@@ -11,7 +11,7 @@ import { LockEntry, Waiter } from './lock-entry';
 import { type AcquireOptions, type ResolvedOptions, resolveOptions } from './options';
 import { readRecord, recordPathFor } from './record';
 import { registry } from './registry';
-import { holdOf, SessionLock } from './session-lock';
+import { holdOf, SessionLock, watchForLeak } from './session-lock';
 
 const hostname = os.hostname();
 /** setTimeout's ceiling (~24.8 days); a longer budget waits without a timer. */
@@ -83,7 +83,16 @@ function acquireResolved(options: ResolvedOptions, site: CallSite): Promise<Sess
     return hold !== null ? Promise.resolve(new SessionLock(hold)) : Promise.reject(timeoutError(entry, options));
   }
   return new Promise<SessionLock>((resolve, reject) => {
-    const waiter = new Waiter(options, site, (hold) => resolve(new SessionLock(hold)), reject);
+    const waiter = new Waiter(
+      options,
+      site,
+      (hold) => {
+        const lock = new SessionLock(hold, false);
+        resolve(lock);
+        return () => watchForLeak(lock);
+      },
+      reject,
+    );
     entry.enqueue(waiter);
     if (waiter.settled) return;
     // A pending acquire keeps the process alive, as pending I/O does: the timer

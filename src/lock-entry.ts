@@ -20,7 +20,8 @@ export class Waiter {
   constructor(
     readonly options: ResolvedOptions,
     readonly site: CallSite,
-    private readonly onGrant: (hold: Hold) => void,
+    /** Resolves the acquire; may return work to run once the acquirer has resumed. */
+    private readonly onGrant: (hold: Hold) => (() => void) | void,
     private readonly onFail: (error: Error) => void,
   ) {}
 
@@ -30,14 +31,16 @@ export class Waiter {
 
   grant(hold: Hold): void {
     this.settled = true;
-    this.onGrant(hold);
-    // The holder record and clearing the timeout (and abort listener) wait until
-    // the acquirer has resumed: on an event loop that just woke up they cost
-    // more than the rest of the handoff. A hold released before then writes no record.
+    const later = this.onGrant(hold);
+    // The holder record, the leak watch and clearing the timeout (and abort
+    // listener) wait until the acquirer has resumed: on an event loop that just
+    // woke up they cost more than the rest of the handoff. A hold released
+    // before then writes no record.
     const cleanups = this.cleanups;
     this.cleanups = [];
     deferMicrotask(() => {
       hold.writeRecord();
+      later?.();
       for (const cleanup of cleanups) cleanup();
     });
   }
@@ -96,7 +99,7 @@ export class LockEntry {
   tryNow(options: ResolvedOptions, site: CallSite): Hold | null {
     if (!this.free(options.shared)) return null;
     let hold: Hold | null = null;
-    const probe = new Waiter(options, site, (h) => (hold = h), () => undefined);
+    const probe = new Waiter(options, site, () => undefined, () => undefined);
     try {
       if (this.attempt(probe)) hold = new Hold(this, this.takeHandle(probe), options, site, 0);
     } finally {

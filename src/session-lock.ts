@@ -1,6 +1,5 @@
 import { channels } from './observe';
 import { formatCallSite, type Hold } from './hold';
-import { deferMicrotask } from './defer';
 
 interface Ticket {
   readonly hold: Hold;
@@ -45,19 +44,18 @@ export class SessionLock {
     ticketOf = (lock) => lock.#ticket;
   }
 
-  /** @internal Locks are made by acquire(), tryAcquire(), tryAcquireSync() and withLock(). */
-  constructor(hold: Hold) {
+  /**
+   * @internal Locks are made by acquire(), tryAcquire(), tryAcquireSync() and withLock().
+   * With `watch` false the caller must call watchForLeak(lock) soon (the
+   * handoff path does it once the acquirer has resumed).
+   */
+  constructor(hold: Hold, watch = true) {
     this.#ticket = { hold, released: false };
     this.target = hold.entry.target;
     this.lockPath = hold.entry.lockPath;
     this.shared = hold.shared;
     this.acquiredAt = hold.acquiredAt;
-    // Registered once the acquirer has resumed (off the handoff's critical path);
-    // until then the closure keeps this lock reachable, so no leak can be missed.
-    const ticket = this.#ticket;
-    deferMicrotask(() => {
-      if (!ticket.released) leaks.register(this, ticket, ticket);
-    });
+    if (watch) leaks.register(this, this.#ticket, this.#ticket);
   }
 
   /** True until this lock is released (by release(), releaseAll() or its last re-entrant view). */
@@ -91,6 +89,12 @@ export class SessionLock {
   [Symbol.asyncDispose](): Promise<void> {
     return this.release();
   }
+}
+
+/** @internal Starts the leak watch of a lock made with `watch` false (unless already released). */
+export function watchForLeak(lock: SessionLock): void {
+  const ticket = ticketOf(lock);
+  if (!ticket.released) leaks.register(lock, ticket, ticket);
 }
 
 /** @internal */
