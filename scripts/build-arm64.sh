@@ -12,4 +12,6 @@ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
   -DSF_NODE_API_HEADERS="$NAH" -DSF_PREBUILD_DIR="$ROOT/prebuilds/linux-arm64" >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 test -f "$ROOT/prebuilds/linux-arm64/session-flock.node" || die "no prebuilds/linux-arm64/session-flock.node"
+# Shipped in the npm tarball: strip it as prebuildify --strip does for the host build.
+aarch64-linux-gnu-strip --strip-unneeded "$ROOT/prebuilds/linux-arm64/session-flock.node"
 log "built prebuilds/linux-arm64/session-flock.node"

@@ -13,4 +13,6 @@ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
   -DSF_NODE_API_HEADERS="$NAH" -DSF_PREBUILD_DIR="$ROOT/prebuilds/win32-x64" >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"
 test -f "$ROOT/prebuilds/win32-x64/session-flock.node" || die "no prebuilds/win32-x64/session-flock.node"
+# Shipped in the npm tarball: strip it as prebuildify --strip does for the host build.
+x86_64-w64-mingw32-strip --strip-unneeded "$ROOT/prebuilds/win32-x64/session-flock.node"
 log "built prebuilds/win32-x64/session-flock.node"
