@@ -32,7 +32,11 @@ export interface RawBinding {
   readonly REPLACED: number;
   readonly CANCELLED: number;
   readonly NOT_REGULAR: number;
+  readonly INTERFACE_VERSION: number;
 }
+
+/** The shape of the addon this TypeScript was written against (native/binding.c). */
+const INTERFACE_VERSION = 2;
 
 const packageRoot = path.resolve(__dirname, '..', '..');
 
@@ -57,16 +61,26 @@ function libc(): string {
 }
 
 function load(): RawBinding {
+  let loaded: RawBinding;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-    return nodeGypBuild(packageRoot) as RawBinding;
+    const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
+    loaded = nodeGypBuild(packageRoot) as RawBinding;
+    if (loaded.INTERFACE_VERSION !== INTERFACE_VERSION) {
+      // A stale build or prebuild next to newer JavaScript: fail clearly, not with odd lock errors.
+      throw new Error(
+        `${nodeGypBuild.resolve(packageRoot)} has interface version ${loaded.INTERFACE_VERSION ?? 'none'}, ` +
+          `this session-flock needs ${INTERFACE_VERSION}: rebuild it (npm run build:native) or reinstall`,
+      );
+    }
+    return loaded;
   } catch (cause) {
     const lines = candidatePaths().map((p) => `  - ${p}`);
     const error = new Error(
       `session-flock: could not load the native addon for platform=${process.platform} arch=${process.arch} ` +
         `libc=${libc()} node=${process.versions.node} napi=${process.versions.napi}.\n` +
         `Paths tried:\n${lines.join('\n')}\n` +
+        `Cause: ${String((cause as Error)?.message ?? cause).split('\n')[0]}\n` +
         `Reinstall with a prebuild for this platform, or build from source with ` +
         `\`npm rebuild session-flock --build-from-source\` (needs Python 3, make and a C compiler).`,
       { cause },
