@@ -122,11 +122,5 @@ export function waitThreads(pid: number | 'self' = 'self'): number {
   return count;
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+// The library's own liveness check (process.kill(pid, 0); EPERM counts as alive).
+export { pidAlive as isAlive } from '../dist/cjs/process-alive.js';

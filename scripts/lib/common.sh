@@ -51,3 +51,23 @@ NODE_VERSION="${SF_NODE_VERSION:-20.20.2}"
 NODE_API_HEADERS_VERSION="${SF_NODE_API_HEADERS_VERSION:-1.9.0}"
 
 ensure_cmake() { ensure_apt cmake make; }
+
+# cross_build_addon PLATFORM BUILD_DIR TOOLCHAIN STRIP [cmake -D...]: cross-builds the addon
+# from the shared sources into prebuilds/PLATFORM/session-flock.node (CMake, toolchain file
+# cmake/TOOLCHAIN.cmake, build tree $CACHE/BUILD_DIR) and strips it, as prebuildify --strip
+# does for the host build, since it ships in the npm tarball.
+cross_build_addon() {
+  local platform="$1" build="$CACHE/$2" toolchain="$3" strip="$4"
+  shift 4
+  ensure_cmake
+  local nah out="$ROOT/prebuilds/$platform/session-flock.node"
+  nah="$(npm_unpack node-api-headers "$NODE_API_HEADERS_VERSION")"
+  node "$ROOT/scripts/check-sources.mjs"
+  cmake -S "$ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/$toolchain.cmake" -DSF_BUILD_ADDON=ON \
+    -DSF_NODE_API_HEADERS="$nah" -DSF_PREBUILD_DIR="$ROOT/prebuilds/$platform" "$@" >/dev/null
+  cmake --build "$build" -j "$(nproc)"
+  test -f "$out" || die "no prebuilds/$platform/session-flock.node"
+  "$strip" --strip-unneeded "$out"
+  log "built prebuilds/$platform/session-flock.node"
+}

@@ -14,62 +14,13 @@
 static char dir[256];
 static char lock_path[320];
 
-static void path_in_dir(char *out, const char *name) { snprintf(out, 320, "%s/%s", dir, name); }
+#include "lock_cases.h"
 
-static sf_file_t *must_open(const char *path) {
-  sf_file_t *f = NULL;
-  int r = sf_open(path, 0600, SF_OPEN_CREATE, &f);
-  CHECK_EQ(r, 0);
-  if (r != 0) exit(2);
-  return f;
-}
+static void path_in_dir(char *out, const char *name) { snprintf(out, 320, "%s/%s", dir, name); }
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
-}
-
-static void test_exclusive_conflict(void) {
-  sf_file_t *a = must_open(lock_path), *b = must_open(lock_path);
-  CHECK_EQ(sf_try_lock(a, 0), 0);
-  CHECK_EQ(sf_try_lock(b, 0), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_try_lock(b, 1), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_try_lock(a, 0), 0);
-  CHECK_EQ(sf_unlock(a), 0);
-  CHECK_EQ(sf_try_lock(b, 0), 0);
-  CHECK_EQ(sf_try_lock(a, 1), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_unlock(b), 0);
-  CHECK_EQ(sf_unlock(b), 0);
-  CHECK_EQ(sf_close(a), 0);
-  CHECK_EQ(sf_close(b), 0);
-}
-
-static void test_shared(void) {
-  sf_file_t *a = must_open(lock_path), *b = must_open(lock_path), *c = must_open(lock_path);
-  CHECK_EQ(sf_try_lock(a, 1), 0);
-  CHECK_EQ(sf_try_lock(b, 1), 0);
-  CHECK_EQ(sf_try_lock(c, 0), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_unlock(a), 0);
-  CHECK_EQ(sf_try_lock(c, 0), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_unlock(b), 0);
-  CHECK_EQ(sf_try_lock(c, 0), 0);
-  CHECK_EQ(sf_try_lock(c, 1), 0); /* downgrade */
-  CHECK_EQ(sf_try_lock(a, 1), 0);
-  CHECK_EQ(sf_try_lock(c, 0), SF_WOULD_BLOCK); /* upgrade blocked by a */
-  CHECK_EQ(sf_unlock(a), 0);
-  CHECK_EQ(sf_try_lock(c, 0), 0);
-  sf_close(a);
-  sf_close(b);
-  sf_close(c);
-}
-
-static void test_close_releases(void) {
-  sf_file_t *a = must_open(lock_path), *b = must_open(lock_path);
-  CHECK_EQ(sf_try_lock(a, 0), 0);
-  CHECK_EQ(sf_try_lock(b, 0), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_close(a), 0);
-  CHECK_EQ(sf_try_lock(b, 0), 0);
-  sf_close(b);
 }
 
 typedef struct {

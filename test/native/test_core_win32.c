@@ -9,60 +9,10 @@
 static char dir[MAX_PATH];
 static char lock_path[MAX_PATH + 32];
 
-static sf_file_t *must_open(const char *path) {
-  sf_file_t *f = NULL;
-  int r = sf_open(path, 0600, SF_OPEN_CREATE, &f);
-  CHECK_EQ(r, 0);
-  if (r != 0) exit(2);
-  return f;
-}
+#include "lock_cases.h"
 
 static void path_in_dir(char *out, const char *name) {
   snprintf(out, MAX_PATH + 32, "%s\\%s", dir, name);
-}
-
-static void test_exclusive_conflict(void) {
-  sf_file_t *a = must_open(lock_path), *b = must_open(lock_path);
-  CHECK_EQ(sf_try_lock(a, 0), 0);
-  CHECK_EQ(sf_try_lock(b, 0), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_try_lock(b, 1), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_try_lock(a, 0), 0); /* relocking does not stack */
-  CHECK_EQ(sf_unlock(a), 0);
-  CHECK_EQ(sf_try_lock(b, 0), 0); /* one unlock was enough */
-  CHECK_EQ(sf_try_lock(a, 1), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_unlock(b), 0);
-  CHECK_EQ(sf_unlock(b), 0); /* unlocking twice is fine */
-  sf_close(a);
-  sf_close(b);
-}
-
-static void test_shared(void) {
-  sf_file_t *a = must_open(lock_path), *b = must_open(lock_path), *c = must_open(lock_path);
-  CHECK_EQ(sf_try_lock(a, 1), 0);
-  CHECK_EQ(sf_try_lock(b, 1), 0);
-  CHECK_EQ(sf_try_lock(c, 0), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_unlock(a), 0);
-  CHECK_EQ(sf_try_lock(c, 0), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_unlock(b), 0);
-  CHECK_EQ(sf_try_lock(c, 0), 0);
-  /* downgrade, then upgrade, through one handle */
-  CHECK_EQ(sf_try_lock(c, 1), 0);
-  CHECK_EQ(sf_try_lock(a, 1), 0);
-  CHECK_EQ(sf_try_lock(c, 0), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_unlock(a), 0);
-  CHECK_EQ(sf_try_lock(c, 0), 0);
-  sf_close(a);
-  sf_close(b);
-  sf_close(c);
-}
-
-static void test_close_releases(void) {
-  sf_file_t *a = must_open(lock_path), *b = must_open(lock_path);
-  CHECK_EQ(sf_try_lock(a, 0), 0);
-  CHECK_EQ(sf_try_lock(b, 0), SF_WOULD_BLOCK);
-  CHECK_EQ(sf_close(a), 0);
-  CHECK_EQ(sf_try_lock(b, 0), 0);
-  sf_close(b);
 }
 
 typedef struct {
