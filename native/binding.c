@@ -436,7 +436,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"REPLACED", SF_REPLACED},
       {"CANCELLED", SF_CANCELLED},
       {"NOT_REGULAR", SF_NOT_REGULAR},
-      /* Bumped whenever the functions above change shape; src/binding.ts refuses another. */
+      /* Bumped whenever the functions above change shape; src/file/binding.ts refuses another. */
       {"INTERFACE_VERSION", 2},
   };
   for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {

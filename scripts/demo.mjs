@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const lib = path.join(root, 'dist', 'cjs', 'index.js');
-const cli = path.join(root, 'dist', 'cjs', 'cli.js');
+const cli = path.join(root, 'dist', 'cjs', 'cli', 'main.js');
 if (!fs.existsSync(lib) || !fs.existsSync(cli)) {
   console.error('dist/ is missing: run `npm run demo` (it builds first) or `npm run build:ts`.');
   process.exit(1);

@@ -1,9 +1,9 @@
-export { acquire, tryAcquire, tryAcquireSync, withLock, heldLocks, releaseAll } from './api';
-export type { HeldLockInfo } from './api';
-export { SessionLock } from './session-lock';
-export type { AcquireOptions } from './options';
-export { LockTimeoutError, LockAbortedError, LockDeadlockError, LockUnsupportedError } from './errors';
-export type { HolderInfo } from './errors';
-export type { HolderRecord } from './record';
-export { inspect, listLocks } from './inspect';
-export type { LockStatus, LockHolder, LockWaiter, LockState, LockMode, InspectOptions, ListLocksOptions } from './inspect';
+export { acquire, tryAcquire, tryAcquireSync, withLock, heldLocks, releaseAll } from './file/api';
+export type { HeldLockInfo } from './file/api';
+export { SessionLock } from './core/session-lock';
+export type { AcquireOptions } from './core/options';
+export { LockTimeoutError, LockAbortedError, LockDeadlockError, LockUnsupportedError } from './core/errors';
+export type { HolderInfo } from './core/errors';
+export type { HolderRecord } from './file/record';
+export { inspect, listLocks } from './file/inspect';
+export type { LockStatus, LockHolder, LockWaiter, LockState, LockMode, InspectOptions, ListLocksOptions } from './file/inspect';

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, fixture, freeInAnotherProcess, isAlive, root, tempDir } from './helpers';
 
-const cli = path.join(root, 'dist', 'cjs', 'cli.js');
+const cli = path.join(root, 'dist', 'cjs', 'cli', 'main.js');
 const linux = process.platform === 'linux';
 const posix = process.platform !== 'win32';
 

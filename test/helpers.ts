@@ -123,4 +123,4 @@ export function waitThreads(pid: number | 'self' = 'self'): number {
 }
 
 // The library's own liveness check (process.kill(pid, 0); EPERM counts as alive).
-export { pidAlive as isAlive } from '../dist/cjs/process-alive.js';
+export { pidAlive as isAlive } from '../dist/cjs/core/process-alive.js';

@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dist, eventually, fixture, freeInAnotherProcess, isAlive, tempDir } from './helpers';
 import { acquire, heldLocks, withLock } from '../dist/cjs/index.js';
-import { inspect, inspectWithProcRoot, listLocks, type LockStatus } from '../dist/cjs/inspect.js';
-import { devMajorMinor, parseProcLocks } from '../dist/cjs/proc-locks.js';
+import { inspect, inspectWithProcRoot, listLocks, type LockStatus } from '../dist/cjs/file/inspect.js';
+import { devMajorMinor, parseProcLocks } from '../dist/cjs/file/proc-locks.js';
 
 const linux = process.platform === 'linux';
 const children: ChildProcess[] = [];

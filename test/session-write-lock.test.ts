@@ -13,7 +13,7 @@ import {
   acquireSessionWriteLock,
   releaseAllSessionWriteLocks,
   SessionWriteLockTimeoutError,
-} from '../dist/cjs/session-write-lock.js';
+} from '../dist/cjs/adapters/session-write-lock.js';
 
 const execFileP = promisify(execFile);
 const repo = path.resolve(__dirname, '..');

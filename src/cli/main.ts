@@ -4,10 +4,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { acquire, holdFor } from './api';
-import { LockTimeoutError } from './errors';
-import { inspectMany, listLocks, type LockStatus } from './inspect';
-import type { SessionLock } from './session-lock';
+import { acquire, holdFor } from '../file/api';
+import { LockTimeoutError } from '../core/errors';
+import { inspectMany, listLocks, type LockStatus } from '../file/inspect';
+import type { SessionLock } from '../core/session-lock';
 
 const USAGE = `Usage:
   session-flock status [--json] [-r|--recursive] <file-or-dir>...
@@ -40,7 +40,7 @@ const EXIT_USAGE = 2;
 
 function packageVersion(): string {
   try {
-    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version?: string };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';

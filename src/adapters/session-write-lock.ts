@@ -11,10 +11,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { acquire, joinHeld, releaseAll } from './api';
-import { invalidArgType, invalidArgValue, LockTimeoutError } from './errors';
-import type { SessionLock } from './session-lock';
-import { pidAlive } from './process-alive';
+import { acquire, joinHeld, releaseAll } from '../file/api';
+import { invalidArgType, invalidArgValue, LockTimeoutError } from '../core/errors';
+import type { SessionLock } from '../core/session-lock';
+import { pidAlive } from '../core/process-alive';
 
 export interface SessionWriteLockParams {
   /** The session transcript, e.g. `sessions/<uuid>.jsonl`. Its directory is created if missing. */

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { binding, type RawBinding } from './binding';
+import { binding, type RawBinding } from '../file/binding';
 import type { LockEntry } from './lock-entry';
 import type { Hold } from './hold';
 

@@ -5,13 +5,13 @@ import {
   LockAbortedError,
   LockDeadlockError,
   LockTimeoutError,
-} from './errors';
-import { type CallSite, captureCallSite, formatCallSite, type Hold } from './hold';
-import { LockEntry, Waiter } from './lock-entry';
-import { type AcquireOptions, type ResolvedOptions, resolveOptions } from './options';
+} from '../core/errors';
+import { type CallSite, captureCallSite, formatCallSite, type Hold } from '../core/hold';
+import { LockEntry, Waiter } from '../core/lock-entry';
+import { type AcquireOptions, type ResolvedOptions, resolveOptions } from '../core/options';
 import { readRecord, recordPathFor } from './record';
-import { registry } from './registry';
-import { holdOf, SessionLock, watchForLeak } from './session-lock';
+import { registry } from '../core/registry';
+import { holdOf, SessionLock, watchForLeak } from '../core/session-lock';
 
 const hostname = os.hostname();
 /** setTimeout's ceiling (~24.8 days); a longer budget waits without a timer. */

@@ -1,5 +1,5 @@
-import type { NativeHandle } from './binding';
-import { lockFailure } from './failure';
+import type { NativeHandle } from '../file/binding';
+import { lockFailure } from '../file/failure';
 import { type CallSite, Hold } from './hold';
 import { channels, debug } from './observe';
 import type { ResolvedOptions } from './options';

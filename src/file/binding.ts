@@ -38,7 +38,7 @@ export interface RawBinding {
 /** The shape of the addon this TypeScript was written against (native/binding.c). */
 const INTERFACE_VERSION = 2;
 
-const packageRoot = path.resolve(__dirname, '..', '..');
+const packageRoot = path.resolve(__dirname, '..', '..', '..');
 
 function candidatePaths(): string[] {
   const tried = [

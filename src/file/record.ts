@@ -1,7 +1,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { debug } from './observe';
+import { debug } from '../core/observe';
 
 /**
  * The JSON sidecar a holder writes after it holds the lock. Diagnostics only:

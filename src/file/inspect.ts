@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { invalidArgType } from './errors';
-import { validatePath } from './options';
+import { invalidArgType } from '../core/errors';
+import { validatePath } from '../core/options';
 import {
   findDescriptorHolders,
   type KernelLock,
@@ -13,8 +13,8 @@ import {
   readProcLocks,
 } from './proc-locks';
 import { type HolderRecord, readRecordDetailed, recordPathFor } from './record';
-import { registry } from './registry';
-import { pidAlive } from './process-alive';
+import { registry } from '../core/registry';
+import { pidAlive } from '../core/process-alive';
 
 export type LockState = 'free' | 'held' | 'missing' | 'unknown';
 export type LockMode = 'shared' | 'exclusive';

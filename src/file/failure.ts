@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LockUnsupportedError, systemError } from './errors';
-import { registry } from './registry';
+import { LockUnsupportedError, systemError } from '../core/errors';
+import { registry } from '../core/registry';
 
 const UNSUPPORTED = new Set(['ENOLCK', 'EOPNOTSUPP', 'ENOTSUP', 'ENOSYS']);
 

@@ -1,8 +1,8 @@
-import type { NativeHandle } from './binding';
+import type { NativeHandle } from '../file/binding';
 import type { LockEntry } from './lock-entry';
 import { channels, debug } from './observe';
 import type { ResolvedOptions } from './options';
-import { makeRecord, newNonce, recordPathFor, removeRecord, writeRecord } from './record';
+import { makeRecord, newNonce, recordPathFor, removeRecord, writeRecord } from '../file/record';
 import { registry } from './registry';
 
 /** Where an acquire was called from; V8 formats the stack only if someone reads it. */
