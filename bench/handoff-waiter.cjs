@@ -10,7 +10,7 @@ const path = require('node:path');
 const [mode, lockPath] = process.argv.slice(2);
 const root = path.join(__dirname, '..');
 const lib = require(path.join(root, 'dist', 'cjs', 'index.js'));
-const { binding } = require(path.join(root, 'dist', 'cjs', 'core', 'registry.js')).registry;
+const { binding } = require(path.join(root, 'dist', 'cjs', 'file', 'binding.js'));
 const target = lockPath.replace(/\.lock$/, '');
 
 const now = () => process.hrtime.bigint();

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { eventually, fixture, freeInAnotherProcess, openDescriptors, runNode, startLocker, tempDir, waitThreads, dist } from './helpers';
 import { acquire, heldLocks, LockAbortedError, LockTimeoutError, tryAcquire, tryAcquireSync } from '../dist/cjs/index.js';
 
-const binding = require('../dist/cjs/core/registry.js').registry.binding as { waitsInFlight(): number };
+const binding = require('../dist/cjs/file/binding.js').binding as { waitsInFlight(): number };
 
 /** Nothing of ours is left: no hold, no waiter, no kernel wait, no extra descriptor, and another process can lock it. */
 async function expectNothingLeft(target: string, descriptorsBefore: number): Promise<void> {

@@ -198,11 +198,11 @@ describe('old failure: an in-process restart kept the pid (PID 1 in a container)
 
 /**
  * How many acquires this process has queued on lockPath. Reads the core's registry, which
- * DESIGN.md puts on globalThis under Symbol.for('session-flock.registry.v1') so that copies
+ * DESIGN.md puts on globalThis under Symbol.for('session-flock.registry.v2') so that copies
  * of the package share it (heldLocks().waiters only shows entries this process holds).
  */
 function queuedOn(lockPath: string): number {
-  const registry = (globalThis as Record<symbol, { entries: Map<string, { waiters: number }> } | undefined>)[Symbol.for('session-flock.registry.v1')];
+  const registry = (globalThis as Record<symbol, { entries: Map<string, { waiters: number }> } | undefined>)[Symbol.for('session-flock.registry.v2')];
   if (registry === undefined) throw new Error('core registry not found');
   return registry.entries.get(lockPath)?.waiters ?? 0;
 }

@@ -78,6 +78,25 @@ export class LockDeadlockError extends Error {
   }
 }
 
+/**
+ * The lock may have been lost while held: a backend whose holds can die with a live holder
+ * (a PostgreSQL connection error, a server restart, an admin terminate) reports it through
+ * the lock's `signal`. Never thrown for the file backend, whose kernel lock lasts as long
+ * as its descriptor.
+ */
+export class LockLostError extends Error {
+  override readonly name = 'LockLostError';
+  readonly code = 'ELOCKLOST';
+  constructor(
+    readonly lockPath: string,
+    readonly target: string,
+    why: string,
+    cause?: unknown,
+  ) {
+    super(`lost the lock on ${lockPath}: ${why}`, cause === undefined ? undefined : { cause });
+  }
+}
+
 export class LockUnsupportedError extends Error {
   override readonly name = 'LockUnsupportedError';
   readonly code = 'ELOCKUNSUPPORTED';

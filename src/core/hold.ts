@@ -1,9 +1,12 @@
-import type { NativeHandle } from '../file/binding';
+import * as os from 'node:os';
+import type { HolderInfo } from './errors';
 import type { LockEntry } from './lock-entry';
 import { channels, debug } from './observe';
-import type { ResolvedOptions } from './options';
-import { makeRecord, newNonce, recordPathFor, removeRecord, writeRecord } from '../file/record';
-import { registry } from './registry';
+import type { ResolvedLockOptions } from './options';
+
+const hostname = os.hostname();
+/** setTimeout's ceiling (~24.8 days). */
+const MAX_TIMER_MS = 0x7fffffff;
 
 /** Where an acquire was called from; V8 formats the stack only if someone reads it. */
 export interface CallSite {
@@ -21,32 +24,34 @@ export function formatCallSite(site: CallSite): string {
 }
 
 /**
- * One kernel lock held through one descriptor. SessionLock objects are views
- * of it (several when re-entered); the descriptor is closed when the last view
- * lets go, when releaseAll() runs, or when a leaked view is collected.
+ * One lock held through one backend handle. SessionLock objects are views of it
+ * (several when re-entered); the handle is let go when the last view lets go, when
+ * releaseAll() runs, when a leaked view is collected, or when the backend reports
+ * the lock lost.
  */
-export class Hold {
+export class Hold<H = unknown> {
   readonly acquiredAt = Date.now();
-  /** Identifies this hold's record; only made when there is one. */
-  readonly nonce: string | null;
   /** Live SessionLock views (re-entrancy count). */
   views = 1;
   released = false;
+  /** Settles when the backend has let go (a PostgreSQL unlock); undefined when it did at once. */
+  releasing: Promise<void> | undefined = undefined;
+  private lost: Error | null = null;
+  private controller: AbortController | null = null;
   private readonly longHoldTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly entry: LockEntry,
-    private readonly handle: NativeHandle,
-    readonly options: ResolvedOptions,
+    readonly entry: LockEntry<H>,
+    readonly handle: H,
+    readonly options: ResolvedLockOptions,
     readonly site: CallSite,
     waitedMs: number,
-    recordNow = true,
+    /** The backend's data for this grant: the file backend's record nonce once written, a PostgreSQL fencing token. */
+    public data: unknown = undefined,
   ) {
     entry.holds.add(this);
-    this.nonce = options.record ? newNonce() : null;
-    if (recordNow) this.writeRecord();
     if (options.maxHoldMs !== Infinity) {
-      this.longHoldTimer = setTimeout(() => this.reportLongHold(), Math.min(options.maxHoldMs, 0x7fffffff));
+      this.longHoldTimer = setTimeout(() => this.reportLongHold(), Math.min(options.maxHoldMs, MAX_TIMER_MS));
       this.longHoldTimer.unref();
     }
     if (channels.acquire.hasSubscribers) {
@@ -67,30 +72,47 @@ export class Hold {
     return Date.now() - this.acquiredAt;
   }
 
-  private recordWritten = false;
-
-  /** Writes the holder record once, while held (diagnostics only; failures are logged). */
-  writeRecord(): void {
-    if (this.nonce === null || this.recordWritten || this.released) return;
-    this.recordWritten = true;
-    const { entry, options } = this;
-    writeRecord(recordPathFor(entry.lockPath), makeRecord(options.owner, options.shared, this.acquiredAt, this.nonce), options.fileMode);
+  /** Aborts with the backend's LockLostError if the lock may be lost; made on first use. */
+  get signal(): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController();
+      if (this.lost !== null) this.controller.abort(this.lost);
+    }
+    return this.controller.signal;
   }
 
-  /** Drops one view; the last one releases the kernel lock. */
+  /** The backend's diagnostics once the acquirer has resumed (skipped if released by then). */
+  granted(): void {
+    if (!this.released) this.entry.backend.granted(this);
+  }
+
+  describe(): HolderInfo {
+    return {
+      pid: process.pid,
+      hostname,
+      owner: this.options.owner,
+      process: process.title,
+      mode: this.mode,
+      acquiredAt: this.acquiredAt,
+      heldForMs: this.heldForMs,
+      sameProcess: true,
+      acquiredStack: formatCallSite(this.site),
+    };
+  }
+
+  /** Drops one view; the last one releases the lock. */
   unref(): void {
     if (--this.views <= 0) this.release();
   }
 
-  /** Removes the record while still holding, then closes the descriptor. Idempotent. */
+  /** Lets the backend go (record first, then the descriptor or connection). Idempotent. */
   release(): boolean {
     if (this.released) return false;
     this.released = true;
     clearTimeout(this.longHoldTimer);
     const { entry } = this;
-    if (this.recordWritten) removeRecord(recordPathFor(entry.lockPath), this.nonce as string, this.options.shared);
-    const code = registry.binding.close(this.handle);
-    if (code !== 0) debug('closing %s reported %s', entry.lockPath, registry.binding.errorName(code) ?? code);
+    const pending = entry.backend.release(this);
+    if (pending !== undefined) this.releasing = pending;
     entry.holds.delete(this);
     if (channels.release.hasSubscribers) {
       channels.release.publish({ target: entry.target, lockPath: entry.lockPath, mode: this.mode, owner: this.options.owner, heldMs: this.heldForMs });
@@ -100,9 +122,16 @@ export class Hold {
     return true;
   }
 
-  /** For `session-flock run`: the OS descriptor, made inheritable by children or not. */
-  inheritableDescriptor(inheritable = true): number {
-    return registry.binding.setInheritable(this.handle, inheritable);
+  /**
+   * For a backend: the lock may be gone while this process still holds the hold (a
+   * PostgreSQL connection error). Releases the hold and aborts `signal` with `error`.
+   */
+  lose(error: Error): void {
+    if (this.released) return;
+    this.lost = error;
+    debug('lost %s: %s', this.entry.lockPath, error.message);
+    this.release();
+    this.controller?.abort(error);
   }
 
   private reportLongHold(): void {

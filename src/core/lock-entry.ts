@@ -1,27 +1,28 @@
-import type { NativeHandle } from '../file/binding';
-import { lockFailure } from '../file/failure';
+import { BUSY, GRANTED, type LockBackend, RETRY, type WaitOutcome } from './backend';
+import { deferMicrotask } from './defer';
+import { type HolderInfo, LockTimeoutError } from './errors';
 import { type CallSite, Hold } from './hold';
 import { channels, debug } from './observe';
-import type { ResolvedOptions } from './options';
+import type { ResolvedLockOptions } from './options';
 import { registry } from './registry';
-import { deferMicrotask } from './defer';
 
-/** How often an acquire reopens a lock file that was replaced under it before giving up. */
-const MAX_REOPENS = 64;
+function ignore(): void {}
 
-/** An acquire that is queued or waiting for the kernel. */
-export class Waiter {
-  /** The descriptor this waiter tries and waits with; null until it reaches the head. */
-  handle: NativeHandle | null = null;
+/** An acquire that is queued or waiting on its backend. */
+export class Waiter<H = unknown> {
+  /** The backend's handle this waiter tries and waits with; null until the backend sets it. */
+  handle: H | null = null;
   settled = false;
+  /** One attempt only (tryAcquire on a backend without trySync): BUSY resolves null instead of failing. */
+  tryOnly = false;
   readonly enqueuedAt = Date.now();
   private cleanups: (() => void)[] = [];
 
   constructor(
-    readonly options: ResolvedOptions,
+    readonly options: ResolvedLockOptions,
     readonly site: CallSite,
-    /** Resolves the acquire; may return work to run once the acquirer has resumed. */
-    private readonly onGrant: (hold: Hold) => (() => void) | void,
+    /** Resolves the acquire (null: a tryOnly attempt found it held); may return work to run once the acquirer has resumed. */
+    private readonly onGrant: (hold: Hold<H> | null) => (() => void) | void,
     private readonly onFail: (error: Error) => void,
   ) {}
 
@@ -29,25 +30,37 @@ export class Waiter {
     this.cleanups.push(cleanup);
   }
 
-  grant(hold: Hold): void {
+  grant(hold: Hold<H>): void {
     this.settled = true;
     const later = this.onGrant(hold);
-    // The holder record, the leak watch and clearing the timeout (and abort
-    // listener) wait until the acquirer has resumed: on an event loop that just
-    // woke up they cost more than the rest of the handoff. A hold released
+    // The backend's diagnostics (the holder record), the leak watch and clearing the
+    // timeout (and abort listener) wait until the acquirer has resumed: on an event loop
+    // that just woke up they cost more than the rest of the handoff. A hold released
     // before then writes no record.
     const cleanups = this.cleanups;
     this.cleanups = [];
     deferMicrotask(() => {
-      hold.writeRecord();
+      hold.granted();
       later?.();
       for (const cleanup of cleanups) cleanup();
     });
   }
 
+  /** A tryOnly attempt that found the lock held. */
+  grantNothing(): void {
+    this.settle();
+    this.onGrant(null);
+  }
+
   fail(error: Error): void {
     this.settle();
     this.onFail(error);
+  }
+
+  /** Settles now and fails once `error` is known (a backend's holder description may be async). */
+  failLater(error: Promise<Error>): void {
+    this.settle();
+    void error.then(this.onFail);
   }
 
   private settle(): void {
@@ -58,34 +71,38 @@ export class Waiter {
 }
 
 /**
- * Everything this process does with one lock file: its holds, its FIFO of
- * waiters, and at most one kernel wait (one addon thread) at a time.
+ * Everything this process does with one lock: its holds, its FIFO of waiters, and at
+ * most one backend wait (one addon thread, one waiting connection) at a time.
  */
-export class LockEntry {
-  readonly holds = new Set<Hold>();
-  readonly queue: Waiter[] = [];
-  /** The head waiter while its descriptor has a kernel wait in flight. */
-  private kernelWaiter: Waiter | null = null;
-  /** A given-up kernel wait whose thread has not reported back yet. */
-  private draining: NativeHandle | null = null;
+export class LockEntry<H = unknown> {
+  readonly holds = new Set<Hold<H>>();
+  readonly queue: Waiter<H>[] = [];
+  /** The head waiter while its handle has a backend wait in flight. */
+  private backendWaiter: Waiter<H> | null = null;
+  /** A given-up backend wait that has not reported back yet. */
+  private draining: H | null = null;
 
   private constructor(
+    readonly backend: LockBackend<H>,
+    /** Identity of the lock in the registry (the backend chooses it). */
+    readonly key: string,
+    /** The lock as messages name it. */
     readonly lockPath: string,
     readonly target: string,
   ) {}
 
-  static for(lockPath: string, target: string): LockEntry {
-    let entry = registry.entries.get(lockPath);
+  static for<H>(backend: LockBackend<H>, key: string, lockPath: string, target: string): LockEntry<H> {
+    let entry = registry.entries.get(key) as LockEntry<H> | undefined;
     if (entry === undefined) {
-      entry = new LockEntry(lockPath, target);
-      registry.entries.set(lockPath, entry);
+      entry = new LockEntry(backend, key, lockPath, target);
+      registry.entries.set(key, entry as LockEntry);
     }
     return entry;
   }
 
-  /** Whether a new request of this mode may go straight to the kernel. */
-  private free(shared: boolean): boolean {
-    if (this.queue.length > 0 || this.kernelWaiter !== null || this.draining !== null) return false;
+  /** Whether a new request of this mode may go straight to the backend. */
+  free(shared: boolean): boolean {
+    if (this.queue.length > 0 || this.backendWaiter !== null || this.draining !== null) return false;
     return this.compatible(shared);
   }
 
@@ -95,13 +112,17 @@ export class LockEntry {
     return true;
   }
 
-  /** One attempt without queueing (tryAcquire): a Hold, or null when anyone holds it. */
-  tryNow(options: ResolvedOptions, site: CallSite): Hold | null {
+  /** One synchronous attempt without queueing (tryAcquireSync): a Hold, or null when anyone holds it. */
+  tryNow(options: ResolvedLockOptions, site: CallSite): Hold<H> | null {
     if (!this.free(options.shared)) return null;
-    let hold: Hold | null = null;
-    const probe = new Waiter(options, site, () => undefined, () => undefined);
+    const { backend } = this;
+    let hold: Hold<H> | null = null;
+    const probe = new Waiter<H>(options, site, ignore, ignore);
     try {
-      if (this.attempt(probe)) hold = new Hold(this, this.takeHandle(probe), options, site, 0);
+      if ((backend.trySync as NonNullable<typeof backend.trySync>)(this, probe)) {
+        hold = new Hold(this, this.takeHandle(probe), options, site, 0);
+        hold.granted();
+      }
     } finally {
       this.closeHandle(probe);
       this.forgetIfUnused();
@@ -109,134 +130,143 @@ export class LockEntry {
     return hold;
   }
 
-  enqueue(waiter: Waiter): void {
+  enqueue(waiter: Waiter<H>): void {
     this.queue.push(waiter);
     this.pump();
   }
 
-  /** Grants what can be granted, in FIFO order, and starts the kernel wait for the head. */
+  /** Grants what can be granted, in FIFO order, and starts the backend wait for the head. */
   pump(): void {
-    while (this.queue.length > 0 && this.kernelWaiter === null && this.draining === null) {
+    const { backend } = this;
+    while (this.queue.length > 0 && this.backendWaiter === null && this.draining === null) {
       const head = this.queue[0];
       if (!this.compatible(head.options.shared)) return;
-      let granted: boolean;
-      try {
-        granted = this.attempt(head);
-      } catch (error) {
-        this.remove(head);
-        this.closeHandle(head);
-        head.fail(error as Error);
-        continue;
+      if (backend.trySync !== undefined) {
+        let granted: boolean;
+        try {
+          granted = backend.trySync(this, head);
+        } catch (error) {
+          this.remove(head);
+          this.closeHandle(head);
+          head.fail(error as Error);
+          continue;
+        }
+        if (granted) {
+          this.remove(head);
+          head.grant(new Hold(this, this.takeHandle(head), head.options, head.site, Date.now() - head.enqueuedAt));
+          continue;
+        }
       }
-      if (granted) {
-        this.remove(head);
-        head.grant(new Hold(this, this.takeHandle(head), head.options, head.site, Date.now() - head.enqueuedAt, false));
-        continue;
-      }
-      if (this.startKernelWait(head)) return;
+      if (this.startWait(head)) return;
     }
     this.forgetIfUnused();
   }
 
   /**
-   * Removes a waiter that gave up (timeout, abort, releaseAll). If its
-   * descriptor was in a kernel wait, the next waiter of the same mode adopts
-   * that wait; otherwise the descriptor is closed, and the addon releases a
-   * grant that arrives after this point at once.
+   * Removes a waiter that gave up (abort, releaseAll: `error`; timeout: no error, the
+   * LockTimeoutError is built here). If its handle was in a backend wait, the next
+   * waiter of the same mode adopts that wait where the backend allows; otherwise the
+   * wait is cancelled, and a grant that arrives after this point is released at once.
    */
-  giveUp(waiter: Waiter, error: Error): void {
+  giveUp(waiter: Waiter<H>, error?: Error): void {
     if (waiter.settled) return;
     this.remove(waiter);
-    if (this.kernelWaiter === waiter) {
-      this.kernelWaiter = null;
+    if (this.backendWaiter === waiter) {
+      this.backendWaiter = null;
       const handle = this.takeHandle(waiter);
       const next = this.queue[0];
-      if (next !== undefined && next.handle === null && next.options.shared === waiter.options.shared && this.compatible(next.options.shared)) {
+      if (
+        this.backend.adoptableWaits &&
+        next !== undefined &&
+        next.handle === null &&
+        next.options.shared === waiter.options.shared &&
+        this.compatible(next.options.shared)
+      ) {
         next.handle = handle;
-        this.kernelWaiter = next;
+        this.backendWaiter = next;
       } else {
         this.draining = handle;
-        registry.binding.close(handle);
+        this.backend.cancelWait(this, handle);
       }
     } else {
       this.closeHandle(waiter);
     }
-    waiter.fail(error);
+    if (error === undefined) this.failWithTimeout(waiter);
+    else waiter.fail(error);
     this.pump();
   }
 
-  /** True when the waiter now holds the kernel lock through its descriptor, false when another descriptor holds it. */
-  private attempt(waiter: Waiter): boolean {
-    const { binding } = registry;
-    const { lockPath } = this;
-    for (let reopens = 0; ; reopens++) {
-      if (waiter.handle === null) {
-        const opened = binding.open(lockPath, waiter.options.fileMode, true);
-        if (typeof opened === 'number') throw lockFailure(opened, 'open', lockPath);
-        waiter.handle = opened;
-      }
-      const code = binding.tryLock(waiter.handle, waiter.options.shared);
-      if (code === binding.WOULD_BLOCK) return false;
-      if (code !== 0) throw lockFailure(code, 'flock', lockPath);
-      if (this.stillNamed(waiter)) return true;
-      if (reopens >= MAX_REOPENS) throw lockFailure(binding.REPLACED, 'open', lockPath);
+  /** Who holds this lock: this process's own hold, or else what the backend can tell. */
+  holder(): HolderInfo | null | Promise<HolderInfo | null> {
+    for (const hold of this.holds) return hold.describe();
+    return this.backend.describeHolder(this);
+  }
+
+  private failWithTimeout(waiter: Waiter<H>): void {
+    const { options } = waiter;
+    const holder = this.holder();
+    if (!(holder instanceof Promise)) {
+      waiter.fail(new LockTimeoutError(this.lockPath, this.target, options.timeoutMs, holder));
+      return;
     }
+    waiter.failLater(
+      holder.then(
+        (known) => new LockTimeoutError(this.lockPath, this.target, options.timeoutMs, known),
+        () => new LockTimeoutError(this.lockPath, this.target, options.timeoutMs, null),
+      ),
+    );
   }
 
-  /**
-   * After locking: does the path still name the locked file? If it was
-   * unlinked or replaced, the lock protects nothing; close and reopen.
-   */
-  private stillNamed(waiter: Waiter): boolean {
-    const code = registry.binding.sameFile(waiter.handle as NativeHandle, this.lockPath);
-    if (code === 0) return true;
-    this.closeHandle(waiter);
-    if (code !== registry.binding.REPLACED) throw lockFailure(code, 'stat', this.lockPath);
-    debug('%s was replaced while locking; reopening', this.lockPath);
-    return false;
-  }
-
-  /** Returns true when a kernel wait is now in flight for `waiter`. */
-  private startKernelWait(waiter: Waiter): boolean {
-    const handle = waiter.handle as NativeHandle;
-    const code = registry.binding.waitLock(handle, waiter.options.shared, this.lockPath, (result) => this.kernelWaitDone(handle, result));
-    if (code !== 0) {
+  /** Returns true when a backend wait is now in flight for `waiter`. */
+  private startWait(waiter: Waiter<H>): boolean {
+    const { options } = waiter;
+    const remainingMs = Math.max(0, options.timeoutMs - (Date.now() - waiter.enqueuedAt));
+    try {
+      this.backend.startWait(this, waiter, remainingMs);
+    } catch (error) {
       this.remove(waiter);
-      this.closeHandle(waiter);
-      waiter.fail(lockFailure(code, 'flock', this.lockPath));
+      waiter.handle = null;
+      waiter.fail(error as Error);
       return false;
     }
-    this.kernelWaiter = waiter;
+    this.backendWaiter = waiter;
     if (channels.contended.hasSubscribers) {
-      channels.contended.publish({ target: this.target, lockPath: this.lockPath, mode: waiter.options.shared ? 'shared' : 'exclusive', owner: waiter.options.owner });
+      channels.contended.publish({ target: this.target, lockPath: this.lockPath, mode: options.shared ? 'shared' : 'exclusive', owner: options.owner });
     }
-    debug('waiting for %s in the kernel', this.lockPath);
+    debug('waiting for %s', this.lockPath);
     return true;
   }
 
-  private kernelWaitDone(handle: NativeHandle, code: number): void {
-    const waiter = this.kernelWaiter;
+  /** Where a backend reports the end of a wait that startWait() began (see backend.ts). */
+  waitSettled(handle: H, outcome: WaitOutcome, grantData?: unknown): void {
+    const waiter = this.backendWaiter;
     if (waiter !== null && waiter.handle === handle) {
-      this.kernelWaiter = null;
-      if (code === 0) {
+      this.backendWaiter = null;
+      if (outcome === GRANTED) {
         this.remove(waiter);
-        waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, Date.now() - waiter.enqueuedAt, false));
+        waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, Date.now() - waiter.enqueuedAt, grantData));
+      } else if (outcome === RETRY) {
+        // The backend let go of a grant that protects nothing; the waiter stays at the head and starts over.
+        waiter.handle = null;
+        debug('%s was replaced while waiting; reopening', this.lockPath);
       } else {
-        // Closing lets go of a grant on a replaced file; the waiter stays at the head and reopens.
-        this.closeHandle(waiter);
-        if (code === registry.binding.REPLACED) debug('%s was replaced while waiting; reopening', this.lockPath);
-        else {
-          this.remove(waiter);
-          waiter.fail(lockFailure(code, 'flock', this.lockPath));
-        }
+        this.remove(waiter);
+        waiter.handle = null;
+        if (outcome === BUSY) {
+          if (waiter.tryOnly) waiter.grantNothing();
+          else this.failWithTimeout(waiter);
+        } else waiter.fail(outcome);
       }
     } else if (this.draining === handle) {
       this.draining = null;
+      if (outcome === GRANTED) this.backend.releaseHandle(this, handle);
+    } else if (outcome === GRANTED) {
+      this.backend.releaseHandle(this, handle);
     }
     this.pump();
   }
 
-  private remove(waiter: Waiter): void {
+  remove(waiter: Waiter<H>): void {
     if (this.queue[0] === waiter) {
       this.queue.shift();
       return;
@@ -245,20 +275,20 @@ export class LockEntry {
     if (index >= 0) this.queue.splice(index, 1);
   }
 
-  private takeHandle(waiter: Waiter): NativeHandle {
-    const handle = waiter.handle as NativeHandle;
+  private takeHandle(waiter: Waiter<H>): H {
+    const handle = waiter.handle as H;
     waiter.handle = null;
     return handle;
   }
 
-  private closeHandle(waiter: Waiter): void {
-    if (waiter.handle !== null) registry.binding.close(waiter.handle);
+  private closeHandle(waiter: Waiter<H>): void {
+    if (waiter.handle !== null) this.backend.releaseHandle(this, waiter.handle);
     waiter.handle = null;
   }
 
   private forgetIfUnused(): void {
-    if (this.holds.size === 0 && this.queue.length === 0 && this.kernelWaiter === null && this.draining === null) {
-      if (registry.entries.get(this.lockPath) === this) registry.entries.delete(this.lockPath);
+    if (this.holds.size === 0 && this.queue.length === 0 && this.backendWaiter === null && this.draining === null) {
+      if (registry.entries.get(this.key) === this) registry.entries.delete(this.key);
     }
   }
 

@@ -1,41 +1,40 @@
 import * as path from 'node:path';
 import { invalidArgType, invalidArgValue, outOfRange } from './errors';
 
-export interface AcquireOptions {
+/** The options every backend takes (the file backend adds lockPath, record and fileMode). */
+export interface LockOptions {
   /** Shared (reader) lock; default exclusive. */
   shared?: boolean;
   /** Budget for the whole acquire. Default 10 000; 0 = one attempt; Infinity = no limit. */
   timeoutMs?: number;
   /** Aborting rejects a pending acquire with LockAbortedError; nothing is left held. */
   signal?: AbortSignal;
-  /** Free-form label written to the holder record, e.g. "agent:main". */
+  /** Free-form label written to the holder's diagnostics, e.g. "agent:main". */
   owner?: string;
-  /** Default `${target}.lock`. */
-  lockPath?: string;
-  /** Write the JSON holder record `${lockPath}.json`; default true. */
-  record?: boolean;
   /** After this long, report a long hold (never steals the lock). */
   maxHoldMs?: number;
   /** Default true: a nested acquire inside withLock() of the same lock re-enters. */
   reentrant?: boolean;
-  /** Permissions of a new lock file and of the record; default 0o600. */
-  fileMode?: number;
 }
 
-export interface ResolvedOptions {
+/** What the core reads of a request; a backend's resolved options extend it. */
+export interface ResolvedLockOptions {
+  /** The protected thing as messages name it (an absolute path, a PostgreSQL key). */
   target: string;
+  /** The lock as messages name it (the lock file's absolute path). */
   lockPath: string;
   shared: boolean;
   timeoutMs: number;
   signal: AbortSignal | undefined;
   owner: string | null;
-  record: boolean;
   maxHoldMs: number;
   reentrant: boolean;
-  fileMode: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** The names of LockOptions, for a backend's unknown-option check. */
+export const LOCK_OPTION_KEYS = ['shared', 'timeoutMs', 'signal', 'owner', 'maxHoldMs', 'reentrant'] as const;
 
 export function validatePath(name: string, value: unknown): string {
   if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value);
@@ -44,14 +43,14 @@ export function validatePath(name: string, value: unknown): string {
   return path.resolve(value);
 }
 
-function optionalBoolean(options: Record<string, unknown>, key: string, fallback: boolean): boolean {
+export function optionalBoolean(options: Record<string, unknown>, key: string, fallback: boolean): boolean {
   const value = options[key];
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw invalidArgType(`options.${key}`, 'of type boolean', value);
   return value;
 }
 
-function optionalDuration(options: Record<string, unknown>, key: string, fallback: number, allowZero: boolean): number {
+export function optionalDuration(options: Record<string, unknown>, key: string, fallback: number, allowZero: boolean): number {
   const value = options[key];
   if (value === undefined) return fallback;
   if (typeof value !== 'number') throw invalidArgType(`options.${key}`, 'of type number', value);
@@ -70,40 +69,25 @@ function isAbortSignal(value: unknown): value is AbortSignal {
   );
 }
 
-const KNOWN_KEYS = new Set(['shared', 'timeoutMs', 'signal', 'owner', 'lockPath', 'record', 'maxHoldMs', 'reentrant', 'fileMode']);
-
-/** All argument checks of acquire/tryAcquire/withLock; native code trusts what leaves here. */
-export function resolveOptions(target: unknown, options: unknown): ResolvedOptions {
-  const absoluteTarget = validatePath('target', target);
-  if (options === undefined || options === null) options = {};
+/** `options` as an object whose every key is in `known`, or a TypeError naming the stray one. */
+export function optionsObject(options: unknown, known: ReadonlySet<string>): Record<string, unknown> {
+  if (options === undefined || options === null) return {};
   if (typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (!KNOWN_KEYS.has(key) && o[key] !== undefined) {
-      throw invalidArgValue('options', key, `has no option named "${key}" (known: ${[...KNOWN_KEYS].join(', ')})`);
+    if (!known.has(key) && o[key] !== undefined) {
+      throw invalidArgValue('options', key, `has no option named "${key}" (known: ${[...known].join(', ')})`);
     }
   }
-  const lockPath = o.lockPath === undefined ? `${absoluteTarget}.lock` : validatePath('options.lockPath', o.lockPath);
+  return o;
+}
+
+export function optionalSignal(o: Record<string, unknown>): AbortSignal | undefined {
   if (o.signal !== undefined && !isAbortSignal(o.signal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', o.signal);
+  return o.signal as AbortSignal | undefined;
+}
+
+export function optionalOwner(o: Record<string, unknown>): string | null {
   if (o.owner !== undefined && typeof o.owner !== 'string') throw invalidArgType('options.owner', 'of type string', o.owner);
-  let fileMode = 0o600;
-  if (o.fileMode !== undefined) {
-    if (typeof o.fileMode !== 'number') throw invalidArgType('options.fileMode', 'of type number', o.fileMode);
-    if (!Number.isInteger(o.fileMode) || o.fileMode < 0 || o.fileMode > 0o7777) {
-      throw outOfRange('options.fileMode', 'an integer from 0 to 0o7777', o.fileMode);
-    }
-    fileMode = o.fileMode;
-  }
-  return {
-    target: absoluteTarget,
-    lockPath,
-    shared: optionalBoolean(o, 'shared', false),
-    timeoutMs: optionalDuration(o, 'timeoutMs', DEFAULT_TIMEOUT_MS, true),
-    signal: o.signal as AbortSignal | undefined,
-    owner: (o.owner as string | undefined) ?? null,
-    record: optionalBoolean(o, 'record', true),
-    maxHoldMs: optionalDuration(o, 'maxHoldMs', Infinity, false),
-    reentrant: optionalBoolean(o, 'reentrant', true),
-    fileMode,
-  };
+  return (o.owner as string | undefined) ?? null;
 }

@@ -1,28 +1,26 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { binding, type RawBinding } from '../file/binding';
-import type { LockEntry } from './lock-entry';
 import type { Hold } from './hold';
+import type { LockEntry } from './lock-entry';
 
 /**
- * Process-wide (per isolate) state, on globalThis under a Symbol.for key so
- * that two copies of this package in one process share one queue per lock
- * file, one binding and one re-entrancy context instead of deadlocking on
- * each other's descriptors.
+ * Process-wide (per isolate) state, on globalThis under a Symbol.for key so that two
+ * copies of this package in one process share one queue per lock and one re-entrancy
+ * context instead of deadlocking on each other's descriptors. Each entry carries its
+ * backend, so a copy drives another copy's entries through that copy's addon.
  */
 export interface Registry {
-  readonly version: 1;
-  readonly binding: RawBinding;
+  readonly version: 2;
+  /** One entry per lock, by the backend's key. */
   readonly entries: Map<string, LockEntry>;
-  /** The locks held by the enclosing withLock() calls of the current async context. */
+  /** The locks held by the enclosing withLock() calls of the current async context, by key. */
   readonly context: AsyncLocalStorage<ReadonlyMap<string, Hold>>;
 }
 
-const KEY = Symbol.for('session-flock.registry.v1');
+const KEY = Symbol.for('session-flock.registry.v2');
 const global = globalThis as { [KEY]?: Registry };
 
 export const registry: Registry = (global[KEY] ??= {
-  version: 1,
-  binding,
+  version: 2,
   entries: new Map(),
   context: new AsyncLocalStorage(),
 });

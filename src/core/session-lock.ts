@@ -72,11 +72,11 @@ export class SessionLock {
     ticket.hold.unref();
   }
 
-  /** Releases. Idempotent; resolves once the descriptor is closed. */
+  /** Releases. Idempotent; resolves once the backend has let go (the descriptor is closed). */
   release(): Promise<void> {
     try {
       this.releaseSync();
-      return Promise.resolve();
+      return this.#ticket.hold.releasing ?? Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
     }

@@ -1,116 +1,19 @@
-import * as os from 'node:os';
+import { invalidArgType } from '../core/errors';
+import { captureCallSite } from '../core/hold';
 import {
-  type HolderInfo,
-  invalidArgType,
-  LockAbortedError,
-  LockDeadlockError,
-  LockTimeoutError,
-} from '../core/errors';
-import { type CallSite, captureCallSite, formatCallSite, type Hold } from '../core/hold';
-import { LockEntry, Waiter } from '../core/lock-entry';
-import { type AcquireOptions, type ResolvedOptions, resolveOptions } from '../core/options';
-import { readRecord, recordPathFor } from './record';
-import { registry } from '../core/registry';
-import { holdOf, SessionLock, watchForLeak } from '../core/session-lock';
+  acquireLock,
+  type HeldLockInfo,
+  heldLocksOf,
+  joinHeldLock,
+  releaseAllOf,
+  runLocked,
+  tryLockSync,
+} from '../core/locks';
+import { holdOf, type SessionLock } from '../core/session-lock';
+import { fileBackend, inheritableDescriptor } from './backend';
+import { type AcquireOptions, resolveOptions } from './options';
 
-const hostname = os.hostname();
-/** setTimeout's ceiling (~24.8 days); a longer budget waits without a timer. */
-const MAX_TIMER_MS = 0x7fffffff;
-
-/** Who holds `entry`'s lock, from this process's own holds or else the holder record. */
-function currentHolder(entry: LockEntry): HolderInfo | null {
-  for (const hold of entry.holds) {
-    return {
-      pid: process.pid,
-      hostname,
-      owner: hold.options.owner,
-      process: process.title,
-      mode: hold.mode,
-      acquiredAt: hold.acquiredAt,
-      heldForMs: hold.heldForMs,
-      sameProcess: true,
-      acquiredStack: formatCallSite(hold.site),
-    };
-  }
-  const record = readRecord(recordPathFor(entry.lockPath));
-  if (record === null) return null;
-  const acquiredAt = typeof record.acquiredAt === 'number' ? record.acquiredAt : null;
-  const names = [record.process?.argv0, record.process?.title].filter((n, i, all) => typeof n === 'string' && n && all.indexOf(n) === i);
-  return {
-    pid: record.pid,
-    hostname: typeof record.hostname === 'string' ? record.hostname : null,
-    owner: typeof record.owner === 'string' ? record.owner : null,
-    process: names.length > 0 ? names.join(' ') : null,
-    mode: record.mode === 'shared' || record.mode === 'exclusive' ? record.mode : null,
-    acquiredAt,
-    heldForMs: acquiredAt === null ? null : Date.now() - acquiredAt,
-    sameProcess: record.pid === process.pid && record.hostname === hostname,
-  };
-}
-
-function timeoutError(entry: LockEntry, options: ResolvedOptions): LockTimeoutError {
-  return new LockTimeoutError(entry.lockPath, entry.target, options.timeoutMs, currentHolder(entry));
-}
-
-/**
- * Inside withLock(p), a nested acquire of p re-enters the enclosing hold
- * (or refuses at once where waiting could only deadlock).
- */
-function reenter(options: ResolvedOptions): SessionLock | null {
-  const hold = registry.context.getStore()?.get(options.lockPath);
-  if (hold === undefined || hold.released) return null;
-  if (!options.reentrant) {
-    throw new LockDeadlockError(options.lockPath, options.target, 'this async context already holds it inside withLock() and reentrant is false');
-  }
-  if (hold.shared && !options.shared) {
-    throw new LockDeadlockError(options.lockPath, options.target, 'an exclusive lock was requested inside withLock() that holds it shared');
-  }
-  hold.views++;
-  return new SessionLock(hold);
-}
-
-function acquireResolved(options: ResolvedOptions, site: CallSite): Promise<SessionLock> {
-  const reentered = reenter(options);
-  if (reentered !== null) return Promise.resolve(reentered);
-  const { signal } = options;
-  if (signal?.aborted) {
-    return Promise.reject(new LockAbortedError(options.lockPath, options.target, 'the signal was already aborted', signal.reason));
-  }
-  const entry = LockEntry.for(options.lockPath, options.target);
-  if (options.timeoutMs === 0) {
-    // One attempt: never queue, never start a kernel wait.
-    const hold = entry.tryNow(options, site);
-    return hold !== null ? Promise.resolve(new SessionLock(hold)) : Promise.reject(timeoutError(entry, options));
-  }
-  return new Promise<SessionLock>((resolve, reject) => {
-    const waiter = new Waiter(
-      options,
-      site,
-      (hold) => {
-        const lock = new SessionLock(hold, false);
-        resolve(lock);
-        return () => watchForLeak(lock);
-      },
-      reject,
-    );
-    entry.enqueue(waiter);
-    if (waiter.settled) return;
-    // A pending acquire keeps the process alive, as pending I/O does: the timer
-    // does it (an idle one for an unlimited wait). The addon's wait thread never
-    // does by itself, so a wait that was given up and still sits in the kernel
-    // cannot hold a process open.
-    const timer =
-      options.timeoutMs <= MAX_TIMER_MS
-        ? setTimeout(() => entry.giveUp(waiter, timeoutError(entry, options)), options.timeoutMs)
-        : setInterval(() => undefined, MAX_TIMER_MS);
-    waiter.onSettle(() => clearTimeout(timer));
-    if (signal !== undefined) {
-      const onAbort = (): void => entry.giveUp(waiter, new LockAbortedError(options.lockPath, options.target, 'the signal was aborted', signal.reason));
-      signal.addEventListener('abort', onAbort, { once: true });
-      waiter.onSettle(() => signal.removeEventListener('abort', onAbort));
-    }
-  });
-}
+export type { HeldLockInfo };
 
 /**
  * Acquires the kernel lock on `${target}.lock` (or `options.lockPath`),
@@ -133,10 +36,9 @@ function acquireResolved(options: ResolvedOptions, site: CallSite): Promise<Sess
  * LockFileEx on one byte range far past any data on Windows. This may change.
  */
 export function acquire(target: string, options?: AcquireOptions): Promise<SessionLock> {
-  let resolved: ResolvedOptions;
   try {
-    resolved = resolveOptions(target, options);
-    return acquireResolved(resolved, captureCallSite(acquire));
+    const resolved = resolveOptions(target, options);
+    return acquireLock(fileBackend, resolved.lockPath, resolved, captureCallSite(acquire));
   } catch (error) {
     return Promise.reject(error);
   }
@@ -149,13 +51,7 @@ export function acquire(target: string, options?: AcquireOptions): Promise<Sessi
  */
 export function tryAcquireSync(target: string, options?: AcquireOptions): SessionLock | null {
   const resolved = resolveOptions(target, options);
-  if (resolved.signal?.aborted) {
-    throw new LockAbortedError(resolved.lockPath, resolved.target, 'the signal was already aborted', resolved.signal.reason);
-  }
-  const reentered = reenter(resolved);
-  if (reentered !== null) return reentered;
-  const hold = LockEntry.for(resolved.lockPath, resolved.target).tryNow(resolved, captureCallSite(tryAcquireSync));
-  return hold === null ? null : new SessionLock(hold);
+  return tryLockSync(fileBackend, resolved.lockPath, resolved, captureCallSite(tryAcquireSync));
 }
 
 /** Promise form of tryAcquireSync(): one attempt, never waits. */
@@ -179,52 +75,12 @@ export async function withLock<T>(
 ): Promise<T> {
   if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
   const resolved = resolveOptions(target, options);
-  const lock = await acquireResolved(resolved, captureCallSite(withLock));
-  try {
-    const hold = holdOf(lock);
-    const enclosing = registry.context.getStore();
-    const context = new Map(enclosing);
-    context.set(hold.entry.lockPath, hold);
-    return await registry.context.run(context, () => fn(lock));
-  } finally {
-    lock.releaseSync();
-  }
-}
-
-export interface HeldLockInfo {
-  target: string;
-  lockPath: string;
-  mode: 'shared' | 'exclusive';
-  owner: string | null;
-  acquiredAt: number;
-  heldForMs: number;
-  /** Live SessionLock views of this hold (re-entrancy count). */
-  count: number;
-  /** Acquires in this process queued behind it. */
-  waiters: number;
-  /** Where it was acquired (captured at every acquire; formatted on demand). */
-  stack: string;
+  return runLocked(resolved.lockPath, acquireLock(fileBackend, resolved.lockPath, resolved, captureCallSite(withLock)), fn);
 }
 
 /** The locks this process holds now, with where each was acquired. */
 export function heldLocks(): HeldLockInfo[] {
-  const result: HeldLockInfo[] = [];
-  for (const entry of registry.entries.values()) {
-    for (const hold of entry.holds) {
-      result.push({
-        target: entry.target,
-        lockPath: entry.lockPath,
-        mode: hold.mode,
-        owner: hold.options.owner,
-        acquiredAt: hold.acquiredAt,
-        heldForMs: hold.heldForMs,
-        count: hold.views,
-        waiters: entry.waiters,
-        stack: formatCallSite(hold.site),
-      });
-    }
-  }
-  return result;
+  return heldLocksOf(fileBackend.family);
 }
 
 /**
@@ -234,14 +90,7 @@ export function heldLocks(): HeldLockInfo[] {
  * to the number of held locks closed.
  */
 export function releaseAll(): Promise<number> {
-  let closed = 0;
-  for (const entry of [...registry.entries.values()]) {
-    for (const waiter of [...entry.queue]) {
-      entry.giveUp(waiter, new LockAbortedError(entry.lockPath, entry.target, 'releaseAll() was called'));
-    }
-    for (const hold of [...entry.holds]) if (hold.release()) closed++;
-  }
-  return Promise.resolve(closed);
+  return releaseAllOf(fileBackend.family);
 }
 
 /**
@@ -250,16 +99,11 @@ export function releaseAll(): Promise<number> {
  * acquire inside withLock), or null when this process holds none.
  */
 export function joinHeld(lockPath: string): SessionLock | null {
-  const entry = registry.entries.get(lockPath);
-  for (const hold of entry?.holds ?? []) {
-    if (hold.released || hold.shared) continue;
-    hold.views++;
-    return new SessionLock(hold);
-  }
-  return null;
+  return joinHeldLock(lockPath);
 }
 
-/** @internal for the CLI's `run`: the hold behind a lock. */
-export function holdFor(lock: SessionLock): Hold {
-  return holdOf(lock);
+/** @internal for the CLI's `run`: the lock's descriptor, made inheritable by children or not. */
+export function holdFor(lock: SessionLock): { inheritableDescriptor(inheritable?: boolean): number } {
+  const hold = holdOf(lock);
+  return { inheritableDescriptor: (inheritable = true) => inheritableDescriptor(hold, inheritable) };
 }

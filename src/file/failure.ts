@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LockUnsupportedError, systemError } from '../core/errors';
-import { registry } from '../core/registry';
+import { binding } from './binding';
 
 const UNSUPPORTED = new Set(['ENOLCK', 'EOPNOTSUPP', 'ENOTSUP', 'ENOSYS']);
 
@@ -38,8 +38,8 @@ export function filesystemType(file: string): string | null {
 
 /** Turns a negative code from the addon into the error the public API throws. */
 export function lockFailure(code: number, syscall: string, lockPath: string): Error {
-  const name = registry.binding.errorName(code) ?? `EUNKNOWN(${code})`;
-  const error = systemError(name, registry.binding.errorErrno(code), syscall, lockPath);
+  const name = binding.errorName(code) ?? `EUNKNOWN(${code})`;
+  const error = systemError(name, binding.errorErrno(code), syscall, lockPath);
   if (syscall === 'flock' && UNSUPPORTED.has(name)) {
     return new LockUnsupportedError(lockPath, filesystemType(lockPath), error);
   }

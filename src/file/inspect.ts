@@ -14,6 +14,7 @@ import {
 } from './proc-locks';
 import { type HolderRecord, readRecordDetailed, recordPathFor } from './record';
 import { registry } from '../core/registry';
+import { binding } from './binding';
 import { pidAlive } from '../core/process-alive';
 
 export type LockState = 'free' | 'held' | 'missing' | 'unknown';
@@ -114,7 +115,6 @@ function ownHold(lockPath: string): { acquiredAt: number; owner: string | null; 
 
 /** A non-blocking probe: shared try-lock, then (only if that succeeded) exclusive; released at once. Never creates the file. */
 function probe(lockPath: string): { state: 'free' | 'held' | 'unknown'; mode: LockMode | null; note?: string } {
-  const { binding } = registry;
   const handle = binding.open(lockPath, 0o600, false);
   if (typeof handle === 'number') {
     const name = binding.errorName(handle) ?? String(handle);

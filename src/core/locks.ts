@@ -1,0 +1,219 @@
+import type { LockBackend } from './backend';
+import { LockAbortedError, LockDeadlockError, LockTimeoutError } from './errors';
+import { type CallSite, formatCallSite, type Hold } from './hold';
+import { LockEntry, Waiter } from './lock-entry';
+import type { ResolvedLockOptions } from './options';
+import { registry } from './registry';
+import { holdOf, type SessionLock, watchForLeak } from './session-lock';
+
+/** setTimeout's ceiling (~24.8 days); a longer budget waits without a timer. */
+const MAX_TIMER_MS = 0x7fffffff;
+
+// The operations of the public APIs, over any backend: the file API (src/file/api.ts)
+// and the PostgreSQL one call these with their backend, the key of the lock and
+// their resolved options.
+
+/**
+ * Inside withLock(p), a nested acquire of p re-enters the enclosing hold
+ * (or refuses at once where waiting could only deadlock).
+ */
+function reenter<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions): SessionLock | null {
+  const hold = registry.context.getStore()?.get(key) as Hold<H> | undefined;
+  if (hold === undefined || hold.released) return null;
+  if (!options.reentrant) {
+    throw new LockDeadlockError(options.lockPath, options.target, 'this async context already holds it inside withLock() and reentrant is false');
+  }
+  if (hold.shared && !options.shared) {
+    throw new LockDeadlockError(options.lockPath, options.target, 'an exclusive lock was requested inside withLock() that holds it shared');
+  }
+  hold.views++;
+  return new backend.lockClass(hold);
+}
+
+function abortedAlready(options: ResolvedLockOptions): LockAbortedError {
+  return new LockAbortedError(options.lockPath, options.target, 'the signal was already aborted', (options.signal as AbortSignal).reason);
+}
+
+/** acquire(): waits in this process's FIFO, then on the backend, within one budget. */
+export function acquireLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite): Promise<SessionLock> {
+  return waitForLock(backend, key, options, site, false) as Promise<SessionLock>;
+}
+
+/**
+ * tryAcquire(): one attempt that never queues behind this process's waiters. Sync for a
+ * backend with trySync; otherwise one backend wait with no budget.
+ */
+export function tryLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite): Promise<SessionLock | null> {
+  if (backend.trySync !== undefined) {
+    try {
+      return Promise.resolve(tryLockSync(backend, key, options, site));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  return waitForLock(backend, key, options, site, true);
+}
+
+/** tryAcquireSync(), for a backend with trySync. */
+export function tryLockSync<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite): SessionLock | null {
+  if (options.signal?.aborted) throw abortedAlready(options);
+  const reentered = reenter(backend, key, options);
+  if (reentered !== null) return reentered;
+  const hold = LockEntry.for(backend, key, options.lockPath, options.target).tryNow(options, site);
+  return hold === null ? null : new backend.lockClass(hold);
+}
+
+function timedOutNow<H>(entry: LockEntry<H>, options: ResolvedLockOptions): Promise<never> {
+  const holder = entry.holder();
+  return holder instanceof Promise
+    ? holder.then(
+        (known) => Promise.reject(new LockTimeoutError(entry.lockPath, entry.target, options.timeoutMs, known)),
+        () => Promise.reject(new LockTimeoutError(entry.lockPath, entry.target, options.timeoutMs, null)),
+      )
+    : Promise.reject(new LockTimeoutError(entry.lockPath, entry.target, options.timeoutMs, holder));
+}
+
+function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, tryOnly: boolean): Promise<SessionLock | null> {
+  const reentered = reenter(backend, key, options);
+  if (reentered !== null) return Promise.resolve(reentered);
+  const { signal } = options;
+  if (signal?.aborted) return Promise.reject(abortedAlready(options));
+  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
+  const once = tryOnly || options.timeoutMs === 0;
+  if (once && backend.trySync !== undefined) {
+    // One attempt: never queue, never start a backend wait.
+    const hold = entry.tryNow(options, site);
+    return hold !== null ? Promise.resolve(new backend.lockClass(hold)) : timedOutNow(entry, options);
+  }
+  if (once && !entry.free(options.shared)) {
+    // Held or awaited in this process: one attempt could only queue behind it.
+    return tryOnly ? Promise.resolve(null) : timedOutNow(entry, options);
+  }
+  return new Promise<SessionLock | null>((resolve, reject) => {
+    const waiter = new Waiter<H>(
+      options,
+      site,
+      (hold) => {
+        if (hold === null) {
+          resolve(null);
+          return;
+        }
+        const lock = new backend.lockClass(hold, false);
+        resolve(lock);
+        return () => watchForLeak(lock);
+      },
+      reject,
+    );
+    waiter.tryOnly = tryOnly;
+    entry.enqueue(waiter);
+    if (waiter.settled || once) return;
+    // A pending acquire keeps the process alive, as pending I/O does: the timer
+    // does it (an idle one for an unlimited wait). The addon's wait thread never
+    // does by itself, so a wait that was given up and still sits in the kernel
+    // cannot hold a process open.
+    const timer =
+      options.timeoutMs <= MAX_TIMER_MS
+        ? setTimeout(() => entry.giveUp(waiter), options.timeoutMs)
+        : setInterval(() => undefined, MAX_TIMER_MS);
+    waiter.onSettle(() => clearTimeout(timer));
+    if (signal !== undefined) {
+      const onAbort = (): void => entry.giveUp(waiter, new LockAbortedError(options.lockPath, options.target, 'the signal was aborted', signal.reason));
+      signal.addEventListener('abort', onAbort, { once: true });
+      waiter.onSettle(() => signal.removeEventListener('abort', onAbort));
+    }
+  });
+}
+
+/**
+ * withLock(): runs `fn` while holding the lock that `acquired` resolves to, with the hold
+ * in the async context (so nested acquires of `key` re-enter), and releases it when `fn`
+ * settles.
+ */
+export async function runLocked<T>(key: string, acquired: Promise<SessionLock>, fn: (lock: SessionLock) => T | Promise<T>): Promise<T> {
+  const lock = await acquired;
+  try {
+    const context = new Map(registry.context.getStore());
+    context.set(key, holdOf(lock));
+    return await registry.context.run(context, () => fn(lock));
+  } finally {
+    lock.releaseSync();
+  }
+}
+
+export interface HeldLockInfo {
+  target: string;
+  lockPath: string;
+  mode: 'shared' | 'exclusive';
+  owner: string | null;
+  acquiredAt: number;
+  heldForMs: number;
+  /** Live SessionLock views of this hold (re-entrancy count). */
+  count: number;
+  /** Acquires in this process queued behind it. */
+  waiters: number;
+  /** Where it was acquired (captured at every acquire; formatted on demand). */
+  stack: string;
+}
+
+function entriesOf(family: unknown): LockEntry[] {
+  const result: LockEntry[] = [];
+  for (const entry of registry.entries.values()) if (entry.backend.family === family) result.push(entry);
+  return result;
+}
+
+/** The holds of this process on the locks of one backend family. */
+export function heldLocksOf(family: unknown): HeldLockInfo[] {
+  const result: HeldLockInfo[] = [];
+  for (const entry of entriesOf(family)) {
+    for (const hold of entry.holds) {
+      result.push({
+        target: entry.target,
+        lockPath: entry.lockPath,
+        mode: hold.mode,
+        owner: hold.options.owner,
+        acquiredAt: hold.acquiredAt,
+        heldForMs: hold.heldForMs,
+        count: hold.views,
+        waiters: entry.waiters,
+        stack: formatCallSite(hold.site),
+      });
+    }
+  }
+  return result;
+}
+
+/**
+ * releaseAll() of one backend family: fails every pending acquire with LockAbortedError
+ * and releases every hold. Resolves, once the backend has let go of them, to the number
+ * of holds released.
+ */
+export function releaseAllOf(family: unknown): Promise<number> {
+  let released = 0;
+  const pending: Promise<void>[] = [];
+  for (const entry of entriesOf(family)) {
+    for (const waiter of [...entry.queue]) {
+      entry.giveUp(waiter, new LockAbortedError(entry.lockPath, entry.target, 'releaseAll() was called'));
+    }
+    for (const hold of [...entry.holds]) {
+      if (!hold.release()) continue;
+      released++;
+      if (hold.releasing !== undefined) pending.push(hold.releasing);
+    }
+  }
+  return pending.length === 0 ? Promise.resolve(released) : Promise.all(pending).then(() => released);
+}
+
+/**
+ * Process-wide re-entry, for the session-write-lock adapter: a new view of this process's
+ * exclusive hold of `key` (counted like a nested acquire inside withLock), or null when
+ * this process holds none.
+ */
+export function joinHeldLock(key: string): SessionLock | null {
+  const entry = registry.entries.get(key);
+  for (const hold of entry?.holds ?? []) {
+    if (hold.released || hold.shared) continue;
+    hold.views++;
+    return new entry!.backend.lockClass(hold as Hold);
+  }
+  return null;
+}

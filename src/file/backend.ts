@@ -1,0 +1,130 @@
+import * as os from 'node:os';
+import { GRANTED, type LockBackend, RETRY } from '../core/backend';
+import type { HolderInfo } from '../core/errors';
+import type { Hold } from '../core/hold';
+import type { LockEntry, Waiter } from '../core/lock-entry';
+import { debug } from '../core/observe';
+import { SessionLock } from '../core/session-lock';
+import { binding, type NativeHandle } from './binding';
+import { lockFailure } from './failure';
+import type { ResolvedOptions } from './options';
+import { makeRecord, newNonce, readRecord, recordPathFor, removeRecord, writeRecord } from './record';
+
+/** How often an acquire reopens a lock file that was replaced under it before giving up. */
+const MAX_REOPENS = 64;
+
+const hostname = os.hostname();
+
+/**
+ * True when the waiter now holds the kernel lock through its descriptor, false when
+ * another descriptor holds it (the descriptor stays open for the wait). Opens the lock
+ * file if needed, and after locking re-checks that the path still names the locked file.
+ */
+function trySync(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): boolean {
+  const { lockPath } = entry;
+  const options = waiter.options as ResolvedOptions;
+  for (let reopens = 0; ; reopens++) {
+    if (waiter.handle === null) {
+      const opened = binding.open(lockPath, options.fileMode, true);
+      if (typeof opened === 'number') throw lockFailure(opened, 'open', lockPath);
+      waiter.handle = opened;
+    }
+    const code = binding.tryLock(waiter.handle, options.shared);
+    if (code === binding.WOULD_BLOCK) return false;
+    if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', lockPath));
+    if (stillNamed(entry, waiter)) return true;
+    if (reopens >= MAX_REOPENS) throw lockFailure(binding.REPLACED, 'open', lockPath);
+  }
+}
+
+function closeHandle(waiter: Waiter<NativeHandle>): void {
+  if (waiter.handle !== null) binding.close(waiter.handle);
+  waiter.handle = null;
+}
+
+/** `error`, once the waiter's descriptor is closed (the contract for a failed try or wait). */
+function closing(waiter: Waiter<NativeHandle>, error: Error): Error {
+  closeHandle(waiter);
+  return error;
+}
+
+/**
+ * After locking: does the path still name the locked file? If it was
+ * unlinked or replaced, the lock protects nothing; close and reopen.
+ */
+function stillNamed(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): boolean {
+  const code = binding.sameFile(waiter.handle as NativeHandle, entry.lockPath);
+  if (code === 0) return true;
+  closeHandle(waiter);
+  if (code !== binding.REPLACED) throw lockFailure(code, 'stat', entry.lockPath);
+  debug('%s was replaced while locking; reopening', entry.lockPath);
+  return false;
+}
+
+function startWait(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): void {
+  const handle = waiter.handle as NativeHandle;
+  const code = binding.waitLock(handle, waiter.options.shared, entry.lockPath, (result) => {
+    if (result === 0) return entry.waitSettled(handle, GRANTED);
+    // Closing lets go of a grant on a replaced file (and of a late grant after a cancel).
+    binding.close(handle);
+    entry.waitSettled(handle, result === binding.REPLACED ? RETRY : lockFailure(result, 'flock', entry.lockPath));
+  });
+  if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', entry.lockPath));
+}
+
+function release(hold: Hold<NativeHandle>): void {
+  const { entry } = hold;
+  if (typeof hold.data === 'string') removeRecord(recordPathFor(entry.lockPath), hold.data, hold.shared);
+  const code = binding.close(hold.handle);
+  if (code !== 0) debug('closing %s reported %s', entry.lockPath, binding.errorName(code) ?? code);
+}
+
+/** Writes the holder record once, while held (diagnostics only; failures are logged). */
+function granted(hold: Hold<NativeHandle>): void {
+  const options = hold.options as ResolvedOptions;
+  if (!options.record || hold.data !== undefined) return;
+  const nonce = newNonce();
+  hold.data = nonce;
+  writeRecord(recordPathFor(hold.entry.lockPath), makeRecord(options.owner, options.shared, hold.acquiredAt, nonce), options.fileMode);
+}
+
+/** Who holds the lock, from the holder record (diagnostics only). */
+function describeHolder(entry: LockEntry<NativeHandle>): HolderInfo | null {
+  const record = readRecord(recordPathFor(entry.lockPath));
+  if (record === null) return null;
+  const acquiredAt = typeof record.acquiredAt === 'number' ? record.acquiredAt : null;
+  const names = [record.process?.argv0, record.process?.title].filter((n, i, all) => typeof n === 'string' && n && all.indexOf(n) === i);
+  return {
+    pid: record.pid,
+    hostname: typeof record.hostname === 'string' ? record.hostname : null,
+    owner: typeof record.owner === 'string' ? record.owner : null,
+    process: names.length > 0 ? names.join(' ') : null,
+    mode: record.mode === 'shared' || record.mode === 'exclusive' ? record.mode : null,
+    acquiredAt,
+    heldForMs: acquiredAt === null ? null : Date.now() - acquiredAt,
+    sameProcess: record.pid === process.pid && record.hostname === hostname,
+  };
+}
+
+/**
+ * Kernel file locks: one descriptor per hold or wait, from the addon; waits on an
+ * addon-owned thread (a cancelled one releases its late grant itself); the holder
+ * record as diagnostics. See core/backend.ts for the contract.
+ */
+export const fileBackend: LockBackend<NativeHandle> = {
+  family: 'file',
+  adoptableWaits: true,
+  lockClass: SessionLock,
+  trySync,
+  startWait,
+  cancelWait: (_entry, handle) => void binding.close(handle),
+  release,
+  releaseHandle: (_entry, handle) => void binding.close(handle),
+  granted,
+  describeHolder,
+};
+
+/** For `session-flock run`: the hold's OS descriptor, made inheritable by children or not. */
+export function inheritableDescriptor(hold: Hold, inheritable: boolean): number {
+  return binding.setInheritable(hold.handle as NativeHandle, inheritable);
+}
