@@ -145,10 +145,11 @@ describe('session-flock status', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`${path.join(dir, 'nope')}: no such file or folder`);
     const usage = await sessionFlock(['status']);
-    expect(usage.code).toBe(2);
-    expect(usage.stderr).toMatch(/status needs at least one file or folder/);
+    expect(usage.code).toBe(64);
+    expect(usage.stderr).toBe("session-flock: status needs at least one file or folder\nTry 'session-flock --help' for more information.\n");
     const unknown = await sessionFlock(['status', '--frobnicate', dir]);
-    expect(unknown.code).toBe(2);
+    expect(unknown.code).toBe(64);
+    expect(unknown.stderr).toBe("session-flock: Unknown option '--frobnicate'\nTry 'session-flock --help' for more information.\n");
     // A missing lock of an existing file is inspected (state missing), and not created.
     fs.writeFileSync(path.join(dir, 'plain.jsonl'), '');
     const missing = await sessionFlock(['status', '--json', path.join(dir, 'plain.jsonl')]);
@@ -161,11 +162,14 @@ describe('session-flock status', () => {
     const help = await sessionFlock(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('session-flock status [--json] [-r|--recursive] <file-or-dir>...');
-    expect(help.stdout).toContain('session-flock run [--shared] [--timeout <ms>] [--owner <label>] [--close] <target> -- <cmd> [args...]');
+    expect(help.stdout).toContain('session-flock run [options] <target> <command> [<argument>...]');
+    expect(help.stdout).toContain('session-flock run [options] <target> -c <command string>');
     const version = await sessionFlock(['--version']);
     expect(version.code).toBe(0);
     expect(version.stdout.trim()).toBe(JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version);
-    expect((await sessionFlock([])).code).toBe(2);
+    const none = await sessionFlock([]);
+    expect(none.code).toBe(64);
+    expect(none.stderr.trimEnd().split('\n')).toHaveLength(2);
   });
 });
 
@@ -181,8 +185,8 @@ describe('session-flock run', () => {
       expect(killed.code).toBe(128 + os.constants.signals.SIGKILL);
     }
     const missing = await sessionFlock(['run', target, '--', path.join(tempDir(), 'no-such-command')]);
-    expect(missing.code).toBe(127);
-    expect(missing.stderr).toMatch(/cannot run/);
+    expect(missing.code).toBe(69);
+    expect(missing.stderr).toMatch(/failed to execute/);
     // Every run let the lock go.
     expect(await freeInAnotherProcess(target)).toBe(true);
   });
@@ -256,22 +260,23 @@ describe('session-flock run', () => {
     expect((await run.cliExit).code).toBe(0);
   });
 
-  it('times out with exit 1 naming the holder', async () => {
+  it('-w <seconds> times out with exit 1 naming the holder; -n names it too', async () => {
     const dir = tempDir();
     const target = path.join(dir, 't.jsonl');
     const h = await holder(target, { owner: 'agent:busy' });
-    const result = await sessionFlock(['run', '--timeout', '300', target, '--', process.execPath, '-e', 'process.exit(0)']);
+    const result = await sessionFlock(['run', '-w', '0.3', target, process.execPath, '-e', 'process.exit(0)']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(new RegExp(`timed out after 300ms waiting for .*t\\.jsonl\\.lock — held by pid ${h.pid}.*owner agent:busy`));
-    const once = await sessionFlock(['run', '--timeout', '0', target, '--', process.execPath, '-e', 'process.exit(0)']);
-    expect(once.code).toBe(1);
+    const once = await sessionFlock(['run', '-n', '-E', '3', target, process.execPath, '-e', 'process.exit(0)']);
+    expect(once.code).toBe(3);
+    expect(once.stderr).toMatch(new RegExp(`t\\.jsonl\\.lock is locked — held by pid ${h.pid}.*owner agent:busy`));
   });
 
-  it('--timeout Infinity waits for the holder however long it takes (the process stays alive)', async () => {
+  it('without -w it waits for the holder however long it takes (the process stays alive)', async () => {
     const dir = tempDir();
     const target = path.join(dir, 'inf.jsonl');
     const h = await holder(target);
-    const waiting = sessionFlock(['run', '--timeout', 'Infinity', target, '--', process.execPath, '-e', 'process.exit(4)']);
+    const waiting = sessionFlock(['run', target, process.execPath, '-e', 'process.exit(4)']);
     // It must still be waiting after the holder has held for a while, and take the lock when the holder dies.
     await new Promise((r) => setTimeout(r, 500));
     h.child.kill('SIGKILL');
@@ -283,36 +288,39 @@ describe('session-flock run', () => {
   it('--shared runs alongside another shared holder', async () => {
     const target = path.join(tempDir(), 'sh.jsonl');
     await holder(target, { shared: true });
-    const shared = await sessionFlock(['run', '--shared', '--timeout', '5000', target, '--', process.execPath, '-e', 'process.exit(3)']);
+    const shared = await sessionFlock(['run', '--shared', '--timeout', '5', target, '--', process.execPath, '-e', 'process.exit(3)']);
     expect(shared.code).toBe(3);
-    const exclusive = await sessionFlock(['run', '--timeout', '200', target, '--', process.execPath, '-e', 'process.exit(0)']);
+    const exclusive = await sessionFlock(['run', '--timeout', '0.2', target, '--', process.execPath, '-e', 'process.exit(0)']);
     expect(exclusive.code).toBe(1);
   });
 
-  it.runIf(posix)('forwards SIGTERM and SIGINT to the command', async () => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  it.runIf(posix)('forwards SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 to the command (SIGUSR1 never opens the inspector)', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
       const dir = tempDir();
       const target = path.join(dir, `sig-${signal}.jsonl`);
       const run = await startRun(dir, target);
       run.cliProcess.kill(signal);
       expect((await run.cliExit).code).toBe(42);
+      expect(run.stderr()).toBe('');
       expect(fs.readFileSync(path.join(dir, `got-${signal}`), 'utf8')).toBe(String(run.report.pid));
       expect(await freeInAnotherProcess(target)).toBe(true);
     }
   });
 
-  it('rejects bad usage with exit 2', async () => {
+  it('rejects bad usage with exit 64, in one line and a hint', async () => {
     const target = path.join(tempDir(), 'u.jsonl');
     for (const args of [
       ['run'],
       ['run', target],
+      ['run', target, '--'],
       ['run', '--timeout', 'soon', target, '--', 'true'],
-      ['run', target, 'extra', '--', 'true'],
+      ['run', '--timeout', '-1', target, '--', 'true'],
       ['run', '--bogus', target, '--', 'true'],
+      ['run', '', 'true'],
     ]) {
       const result = await sessionFlock(args);
-      expect(result.code, args.join(' ')).toBe(2);
-      expect(result.stderr).toMatch(/^session-flock: /);
+      expect(result.code, args.join(' ')).toBe(64);
+      expect(result.stderr).toMatch(/^session-flock: [^\n]+\nTry 'session-flock run --help' for more information\.\n$/);
     }
     expect(fs.existsSync(`${target}.lock`)).toBe(false);
   });

@@ -1,17 +1,15 @@
 #!/usr/bin/env node
-import { spawn, type StdioOptions } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { acquire, holdFor } from '../file/api';
-import { LockTimeoutError } from '../core/errors';
 import { inspectMany, listLocks, type LockStatus } from '../file/inspect';
-import type { SessionLock } from '../core/session-lock';
+import { EXIT_USAGE, UsageError } from './args';
+import { parseRunArgs, RUN_HELP, runCommand } from './run';
 
 const USAGE = `Usage:
   session-flock status [--json] [-r|--recursive] <file-or-dir>...
-  session-flock run [--shared] [--timeout <ms>] [--owner <label>] [--close] <target> -- <cmd> [args...]
+  session-flock run [options] <target> <command> [<argument>...]
+  session-flock run [options] <target> -c <command string>
   session-flock --help | --version
 
 status  Shows every lock, free or held: who holds it (from the kernel on Linux),
@@ -21,22 +19,14 @@ status  Shows every lock, free or held: who holds it (from the kernel on Linux),
         --json prints the LockStatus array. Exit 0 when everything could be
         inspected, 1 when an argument could not be.
 
-run     Takes the lock of <target> (<target>.lock), then runs <cmd> holding it,
-        and exits with its status (128+N when it is killed by signal N).
-        The command inherits the lock descriptor (as fd 3, like flock(1)
-        without -o), so the lock lasts exactly as long as the command, even if
-        session-flock itself is killed; --close keeps it in session-flock only.
-        SIGINT, SIGTERM and SIGHUP are forwarded to the command.
-          --shared         a shared (reader) lock instead of exclusive
-          --timeout <ms>   how long to wait (default 10000; 0 = one try;
-                           "Infinity" = no limit); on timeout exit 1 naming the holder
-          --owner <label>  owner label for the holder record
-          --close          do not let the command inherit the descriptor
-        On Windows the lock is always held by session-flock for the command's
-        lifetime (a lock handle cannot be passed to a child there).
-`;
+run     Takes the lock of <target> (<target>.lock, or <target> itself when it
+        ends in .lock), runs the command holding it, and exits with its status,
+        with util-linux flock(1)'s options and exit codes:
+        -s/-x, -n, -w <secs>, -E <n>, -o, -c <string>, --owner <label>.
+        See: session-flock run --help
 
-const EXIT_USAGE = 2;
+Usage errors exit 64.
+`;
 
 function packageVersion(): string {
   try {
@@ -46,8 +36,6 @@ function packageVersion(): string {
     return 'unknown';
   }
 }
-
-class UsageError extends Error {}
 
 function fail(message: string, code: number): never {
   process.stderr.write(`session-flock: ${message}\n`);
@@ -161,106 +149,23 @@ async function status(argv: string[]): Promise<number> {
   return failed ? 1 : 0;
 }
 
-function parseTimeout(text: string | undefined): number {
-  if (text === undefined) return 10_000;
-  if (/^(inf|infinity)$/i.test(text)) return Infinity;
-  if (!/^\d+$/.test(text)) throw new UsageError(`--timeout must be a number of milliseconds or "Infinity", not ${JSON.stringify(text)}`);
-  return Number(text);
-}
-
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
 async function run(argv: string[]): Promise<number> {
-  const { values, positionals, tokens } = parseArgs({
-    args: argv,
-    options: {
-      shared: { type: 'boolean', default: false },
-      timeout: { type: 'string' },
-      owner: { type: 'string' },
-      close: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    allowPositionals: true,
-    strict: true,
-    tokens: true,
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
+  const parsed = parseRunArgs(argv);
+  if (parsed.kind === 'help') {
+    process.stdout.write(RUN_HELP);
     return 0;
   }
-  const terminator = tokens.find((t) => t.kind === 'option-terminator');
-  const before = tokens.filter((t) => t.kind === 'positional' && (terminator === undefined || t.index < terminator.index)).length;
-  if (positionals.length === 0) throw new UsageError('run needs a target and a command: run <target> -- <cmd> [args...]');
-  const target = positionals[0];
-  const command = positionals.slice(1);
-  if (command.length === 0) throw new UsageError('run needs a command after the target: run <target> -- <cmd> [args...]');
-  if (terminator !== undefined && before > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])} before --: run <target> -- <cmd> [args...]`);
-  const timeoutMs = parseTimeout(values.timeout);
-  const owner = values.owner ?? `session-flock run ${path.basename(command[0])}`;
-
-  let lock: SessionLock;
-  try {
-    lock = await acquire(target, { shared: values.shared, timeoutMs, owner });
-  } catch (error) {
-    if (error instanceof LockTimeoutError) {
-      process.stderr.write(`session-flock: ${error.message}\n`);
-      return 1;
-    }
-    throw error;
+  if (parsed.kind === 'version') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
   }
+  return runCommand(parsed);
+}
 
-  // The one deliberate inheritance of a lock descriptor: the command gets the
-  // lock's open file description as fd 3 (the kernel lock belongs to that
-  // description, not to a process), so it stays locked until the command and
-  // everything that inherited fd 3 from it have closed it, even if this
-  // process is killed. Windows cannot pass our handle through stdio, so there
-  // this process keeps holding it until the command exits.
-  const inherit = !values.close && process.platform !== 'win32';
-  const stdio: StdioOptions = ['inherit', 'inherit', 'inherit'];
-  const env = { ...process.env };
-  if (inherit) {
-    // spawn() dup2()s it to fd 3, which is inheritable; the original stays close-on-exec.
-    const fd = holdFor(lock).inheritableDescriptor(false);
-    if (fd < 0) {
-      lock.releaseSync();
-      throw new Error(`could not pass the lock descriptor to the command (code ${fd})`);
-    }
-    stdio.push(fd);
-    env.SESSION_FLOCK_FD = '3';
-  } else {
-    delete env.SESSION_FLOCK_FD;
-  }
-
-  return new Promise<number>((resolve) => {
-    const child = spawn(command[0], command.slice(1), { stdio, env });
-    const forward = (signal: NodeJS.Signals): void => {
-      try {
-        child.kill(signal);
-      } catch {
-        /* it is already gone */
-      }
-    };
-    const handlers = new Map<NodeJS.Signals, () => void>();
-    for (const signal of FORWARDED) {
-      if (process.platform === 'win32' && signal === 'SIGHUP') continue;
-      const handler = (): void => forward(signal);
-      handlers.set(signal, handler);
-      process.on(signal, handler);
-    }
-    const finish = (code: number): void => {
-      for (const [signal, handler] of handlers) process.off(signal, handler);
-      lock.releaseSync();
-      resolve(code);
-    };
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      process.stderr.write(`session-flock: cannot run ${command[0]}: ${error.message}\n`);
-      finish(error.code === 'ENOENT' ? 127 : 126);
-    });
-    child.on('exit', (code, signal) => {
-      if (signal !== null) finish(128 + (os.constants.signals[signal] ?? 0));
-      else finish(code ?? 1);
-    });
-  });
+/** One line for a usage error: node:util's parser messages go up to their first sentence. */
+function usageLine(error: Error): string {
+  if (error instanceof UsageError) return error.message;
+  return error.message.split(/\.(?: |$)|\n/)[0];
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -282,14 +187,15 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(USAGE);
         return 0;
       case undefined:
-        throw new UsageError('a command is needed');
+        throw new UsageError('a command is needed: status or run');
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+        throw new UsageError(`unknown command '${command}' (commands: status, run)`);
     }
   } catch (error) {
     const usage = error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
-    if (usage) fail(`${(error as Error).message}\n\n${USAGE}`, EXIT_USAGE);
-    fail((error as Error).message, 1);
+    if (!usage) fail((error as Error).message, 1);
+    const help = error instanceof UsageError && error.command !== undefined ? `session-flock ${error.command} --help` : 'session-flock --help';
+    fail(`${usageLine(error as Error)}\nTry '${help}' for more information.`, EXIT_USAGE);
   }
 }
 
