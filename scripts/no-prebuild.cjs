@@ -27,7 +27,7 @@ if (missing.length === 0) process.exit(0); // node-gyp-build compiles from sourc
 
 let tried = '';
 try {
-  require('../dist/cjs/file/binding.js');
+  require('../dist/cjs/file/binding.js').loadBinding();
 } catch (error) {
   tried = error.message;
 }

@@ -40,16 +40,36 @@ const INTERFACE_VERSION = 2;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 
+/**
+ * Every place node-gyp-build looks, in its order (see its resolve()): the
+ * SESSION_FLOCK_PREBUILD override, build/Release, build/Debug (unless PREBUILDS_ONLY),
+ * then prebuilds/<platform>-<arch...>/ of the package and of the folder holding node.
+ */
 function candidatePaths(): string[] {
-  const tried = [
-    path.join(packageRoot, 'build', 'Release', 'session_flock.node'),
-    path.join(packageRoot, 'build', 'Debug', 'session_flock.node'),
-  ];
-  const prebuilds = path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
-  try {
-    for (const file of fs.readdirSync(prebuilds)) if (file.endsWith('.node')) tried.push(path.join(prebuilds, file));
-  } catch {
-    tried.push(`${prebuilds}${path.sep} (no such folder)`);
+  const platform = process.env.npm_config_platform || process.platform;
+  const arch = process.env.npm_config_arch || process.arch;
+  const dir = process.env.SESSION_FLOCK_PREBUILD || packageRoot;
+  const tried: string[] = [];
+  if (!process.env.PREBUILDS_ONLY) {
+    for (const flavor of ['Release', 'Debug']) tried.push(path.join(dir, 'build', flavor, 'session_flock.node'));
+  }
+  for (const base of [dir, path.dirname(process.execPath)]) {
+    const prebuilds = path.join(base, 'prebuilds');
+    let folders: string[];
+    try {
+      folders = fs.readdirSync(prebuilds).filter((name) => {
+        const [p, archs = ''] = name.split('-');
+        return p === platform && archs.split('+').includes(arch);
+      });
+    } catch {
+      folders = [];
+    }
+    if (folders.length === 0) tried.push(`${path.join(prebuilds, `${platform}-${arch}`)}${path.sep} (no such folder)`);
+    for (const folder of folders) {
+      const files = fs.readdirSync(path.join(prebuilds, folder)).filter((file) => file.endsWith('.node'));
+      if (files.length === 0) tried.push(`${path.join(prebuilds, folder)}${path.sep} (no .node file)`);
+      for (const file of files) tried.push(path.join(prebuilds, folder, file));
+    }
   }
   return tried;
 }
@@ -60,7 +80,12 @@ function libc(): string {
   return report?.header?.glibcVersionRuntime ? `glibc ${report.header.glibcVersionRuntime}` : 'musl (no glibc found)';
 }
 
-function load(): RawBinding {
+/**
+ * Loads the addon. Throws ERR_SESSION_FLOCK_NO_BINDING, listing every path tried,
+ * when none loads; tries again on the next call (nothing is cached but success).
+ */
+export function loadBinding(): RawBinding {
+  if (binding !== notLoaded) return binding;
   let loaded: RawBinding;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -73,6 +98,7 @@ function load(): RawBinding {
           `this session-flock needs ${INTERFACE_VERSION}: rebuild it (npm run build:native) or reinstall`,
       );
     }
+    binding = loaded;
     return loaded;
   } catch (cause) {
     const lines = candidatePaths().map((p) => `  - ${p}`);
@@ -90,4 +116,18 @@ function load(): RawBinding {
   }
 }
 
-export const binding: RawBinding = load();
+/**
+ * Stands in for the addon until its first use, so that importing session-flock never
+ * throws (an ESM importer could not catch it): reading any member loads the addon,
+ * which then replaces this stand-in as `binding`, or throws ERR_SESSION_FLOCK_NO_BINDING.
+ */
+const notLoaded = new Proxy({} as RawBinding, {
+  get(_stub, key) {
+    const real = loadBinding() as unknown as Record<string | symbol, unknown>;
+    const value = real[key];
+    return typeof value === 'function' ? value.bind(real) : value;
+  },
+});
+
+/** The addon (a live export: the stand-in above until the first use loads it). */
+export let binding: RawBinding = notLoaded;
