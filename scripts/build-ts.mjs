@@ -1,7 +1,7 @@
 // Compiles src/ to CommonJS (dist/cjs) and adds thin ESM entry points that
 // re-export it, so ESM and CJS consumers share one module instance.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,16 +20,61 @@ for (const file of readdirSync(join(root, 'dist', 'cjs'), { recursive: true })) 
 }
 writeFileSync(join(root, 'dist', 'cjs', 'package.json'), '{ "type": "commonjs" }\n');
 
-// Each public entry (a module under src/, as package.json "exports" names it): its export
-// names are read from the compiled CJS module.
-const entries = ['index', 'adapters/session-write-lock', 'postgres/index'].filter((name) => existsSync(join(root, 'dist', 'cjs', `${name}.js`)));
-for (const name of entries) {
+// The public entry points: package.json subpath -> module under src/. This list is the one
+// place to add one (e.g. './postgres': 'postgres/index'): the ESM wrappers below and
+// package.json's "exports" and "typesVersions" (which old resolvers, TypeScript's
+// moduleResolution node10, read instead of "exports") are all generated from it. An entry
+// whose source does not exist yet is left out.
+const PUBLIC_ENTRIES = {
+  '.': 'index',
+  './session-write-lock': 'adapters/session-write-lock',
+  './postgres': 'postgres/index',
+};
+const entries = Object.entries(PUBLIC_ENTRIES).filter(([, module]) => existsSync(join(root, 'src', `${module}.ts`)));
+
+// Each entry's ESM wrapper re-exports the names read from its compiled CJS module.
+for (const [, name] of entries) {
   const names = Object.keys(require(join(root, 'dist', 'cjs', `${name}.js`))).filter((n) => n !== 'default' && n !== '__esModule');
   const esm = join(root, 'dist', 'esm', `${name}.mjs`);
   const cjs = relative(dirname(esm), join(root, 'dist', 'cjs', `${name}.js`)).split(sep).join('/');
   mkdirSync(dirname(esm), { recursive: true });
   writeFileSync(esm, `import cjs from '${cjs}';\nexport const { ${names.join(', ')} } = cjs;\n`);
   writeFileSync(join(root, 'dist', 'esm', `${name}.d.mts`), `export * from '${cjs}';\n`);
+}
+
+const packagePath = join(root, 'package.json');
+const packageText = readFileSync(packagePath, 'utf8');
+const pkg = JSON.parse(packageText);
+pkg.exports = {
+  ...Object.fromEntries(
+    entries.map(([subpath, name]) => [
+      subpath,
+      {
+        import: { types: `./dist/esm/${name}.d.mts`, default: `./dist/esm/${name}.mjs` },
+        require: { types: `./dist/cjs/${name}.d.ts`, default: `./dist/cjs/${name}.js` },
+      },
+    ]),
+  ),
+  './package.json': './package.json',
+};
+const typesVersions = {
+  '*': Object.fromEntries(entries.filter(([subpath]) => subpath !== '.').map(([subpath, name]) => [subpath.slice(2), [`./dist/cjs/${name}.d.ts`]])),
+};
+// Beside "types", where a reader looks for it.
+const ordered = Object.fromEntries(
+  Object.entries(pkg).flatMap(([key, value]) =>
+    key === 'typesVersions' ? [] : key === 'types' ? [[key, value], ['typesVersions', typesVersions]] : [[key, value]],
+  ),
+);
+const generated = `${JSON.stringify(ordered, null, 2)}\n`;
+if (generated !== packageText) {
+  // CI checks the committed file instead of fixing it silently.
+  if (process.env.CI) {
+    console.error('package.json "exports"/"typesVersions" differ from PUBLIC_ENTRIES in scripts/build-ts.mjs: run npm run build:ts and commit package.json');
+    process.exit(1);
+  }
+  writeFileSync(packagePath, generated);
+  console.log('package.json: "exports" and "typesVersions" regenerated from PUBLIC_ENTRIES in scripts/build-ts.mjs');
 }
 const cli = join(root, 'dist', 'cjs', 'cli', 'main.js');
 if (existsSync(cli)) chmodSync(cli, 0o755);
