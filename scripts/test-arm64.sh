@@ -10,6 +10,17 @@ bash "$ROOT/scripts/build-arm64.sh"
 [ "${SF_SKIP_BUILD_TS:-}" = 1 ] || (cd "$ROOT" && npm run --silent build:ts </dev/null)
 [ -f "$ROOT/dist/cjs/index.js" ] || die "dist/cjs/index.js missing after build:ts"
 
+# node-gyp-build (the loader the package uses) offers the glibc-tagged binary to glibc
+# and nothing to musl (Alpine), where it could only fail to load.
+for libc in glibc musl; do
+  resolved="$(cd "$ROOT" && npm_config_platform=linux npm_config_arch=arm64 LIBC=$libc PREBUILDS_ONLY=1 \
+    node -e 'try { console.log(require("node-gyp-build").resolve(".")) } catch { console.log("none") }' </dev/null)"
+  case "$libc:$resolved" in
+    glibc:*/prebuilds/linux-arm64/session-flock.glibc.node | musl:none) log "linux-arm64 $libc -> ${resolved##*/}" ;;
+    *) die "linux-arm64 $libc resolves to $resolved" ;;
+  esac
+done
+
 QEMU=(qemu-aarch64-static -L /usr/aarch64-linux-gnu)
 export PREBUILDS_ONLY=1 # build/Release holds the x64 addon
 export SF_TEST_NODE_WRAPPER="[\"${QEMU[0]}\",\"${QEMU[1]}\",\"${QEMU[2]}\",\"$NODE_ARM\"]"
