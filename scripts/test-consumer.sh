@@ -22,8 +22,7 @@ TARBALL="$WORK/$(npm pack --silent --pack-destination "$WORK")"
 echo "packed $(basename "$TARBALL") ($(du -k "$TARBALL" | cut -f1) KiB)"
 BARE="$WORK/bare"; mkdir -p "$BARE/src"
 cp -r package.json README.md binding.gyp native dist scripts "$BARE/src"/
-[ -f CMakeLists.txt ] && cp -r CMakeLists.txt cmake "$BARE/src"/
-for f in LICENSE CHANGELOG.md SECURITY.md; do [ -f "$f" ] && cp "$f" "$BARE/src"/; done
+cp LICENSE CHANGELOG.md SECURITY.md "$BARE/src"/
 BARE_TARBALL="$BARE/$(cd "$BARE/src" && npm pack --silent --pack-destination "$BARE")"
 echo "packed $(basename "$BARE_TARBALL") without prebuilds"
 
