@@ -16,7 +16,8 @@ export interface HolderInfo {
   acquiredStack?: string;
 }
 
-function formatDuration(ms: number): string {
+/** 850ms, 12s, 41m12s, 2h03m04s. */
+export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
   let s = Math.floor(ms / 1000);
   const h = Math.floor(s / 3600);

@@ -220,7 +220,8 @@ export class LockEntry<H = unknown> {
   /** Returns true when a backend wait is now in flight for `waiter`. */
   private startWait(waiter: Waiter<H>): boolean {
     const { options } = waiter;
-    const remainingMs = Math.max(0, options.timeoutMs - (Date.now() - waiter.enqueuedAt));
+    // A tryOnly attempt never waits, whatever its timeoutMs (the backend's contract: 0 = one try).
+    const remainingMs = waiter.tryOnly ? 0 : Math.max(0, options.timeoutMs - (Date.now() - waiter.enqueuedAt));
     try {
       this.backend.startWait(this, waiter, remainingMs);
     } catch (error) {

@@ -91,3 +91,17 @@ export function optionalOwner(o: Record<string, unknown>): string | null {
   if (o.owner !== undefined && typeof o.owner !== 'string') throw invalidArgType('options.owner', 'of type string', o.owner);
   return (o.owner as string | undefined) ?? null;
 }
+
+/** The core's options of one request, from an options object already checked by optionsObject(). */
+export function resolveLockOptions(o: Record<string, unknown>, target: string, lockPath: string): ResolvedLockOptions {
+  return {
+    target,
+    lockPath,
+    shared: optionalBoolean(o, 'shared', false),
+    timeoutMs: optionalDuration(o, 'timeoutMs', DEFAULT_TIMEOUT_MS, true),
+    signal: optionalSignal(o),
+    owner: optionalOwner(o),
+    maxHoldMs: optionalDuration(o, 'maxHoldMs', Infinity, false),
+    reentrant: optionalBoolean(o, 'reentrant', true),
+  };
+}
