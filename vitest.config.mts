@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     exclude: ['test/stress/**', 'test/windows/**', 'test/arm64/**', 'node_modules/**'],
+    globalSetup: ['test/postgres/global-setup.ts'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -1,0 +1,137 @@
+// A throwaway PostgreSQL cluster for the tests and the bench: Debian's initdb +
+// pg_ctl, listening on 127.0.0.1 at a free port with its socket directory in a
+// temp folder, fsync off, removed when stopped. SESSION_FLOCK_TEST_PG_URL, when
+// set, is used instead and nothing is started.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const URL_VARIABLE = 'SESSION_FLOCK_TEST_PG_URL';
+export const REQUIRE_VARIABLE = 'SESSION_FLOCK_REQUIRE_PG';
+
+/** The bin directory of the newest PostgreSQL server installed the Debian way (or PG_BINDIR), or null. */
+export function findServerBinaries() {
+  const candidates = [];
+  if (process.env.PG_BINDIR) candidates.push(process.env.PG_BINDIR);
+  try {
+    const versions = fs.readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    for (const v of versions) candidates.push(path.join('/usr/lib/postgresql', v, 'bin'));
+  } catch {
+    // not Debian-style, or PostgreSQL is not installed
+  }
+  return candidates.find((dir) => fs.existsSync(path.join(dir, 'initdb')) && fs.existsSync(path.join(dir, 'pg_ctl'))) ?? null;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * initdb refuses to run as root. As root, the cluster runs as the `postgres`
+ * user that Debian's package creates (or `nobody`), dropped to with setpriv
+ * (util-linux), and the temp folder is handed to that user.
+ */
+function serverUser() {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return null;
+  for (const name of ['postgres', 'nobody']) {
+    const id = spawnSync('id', ['-u', name], { encoding: 'utf8' });
+    const gid = spawnSync('id', ['-g', name], { encoding: 'utf8' });
+    if (id.status === 0 && gid.status === 0) return { name, uid: Number(id.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  }
+  throw new Error('running as root and there is no postgres or nobody user to run the throwaway PostgreSQL cluster as');
+}
+
+function runAs(user, file, args, options = {}) {
+  const [cmd, argv] = user === null ? [file, args] : ['setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', file, ...args]];
+  return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options });
+}
+
+function explain(error, log) {
+  const stderr = error.stderr ? String(error.stderr).trim() : '';
+  let tail = '';
+  try {
+    tail = fs.readFileSync(log, 'utf8').trim().split('\n').slice(-5).join('\n');
+  } catch {
+    // no log yet
+  }
+  return [error.message, stderr, tail].filter(Boolean).join('\n');
+}
+
+/**
+ * Starts a cluster; resolves to { url, stop() } (stop is synchronous and idempotent).
+ * Rejects with an Error whose message says why.
+ */
+export async function startCluster({ bindir = findServerBinaries() } = {}) {
+  if (bindir === null) throw new Error('no PostgreSQL server found (no /usr/lib/postgresql/*/bin/initdb; install the Debian package postgresql)');
+  const user = serverUser();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-flock-pg-'));
+  if (user !== null) {
+    fs.chmodSync(dir, 0o755);
+    fs.chownSync(dir, user.uid, user.gid);
+  }
+  const data = path.join(dir, 'data');
+  const log = path.join(dir, 'server.log');
+  let started = false;
+  const stop = () => {
+    if (started) {
+      started = false;
+      try {
+        runAs(user, path.join(bindir, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '30']);
+      } catch {
+        // already gone; the folder goes anyway
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    runAs(user, path.join(bindir, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+    // A port taken between freePort() and the server's bind is the only reason to try another.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const settings = [
+        `-p ${port}`,
+        `-k ${dir}`,
+        '-c listen_addresses=127.0.0.1',
+        '-c fsync=off',
+        '-c shared_buffers=16MB',
+        '-c max_connections=100',
+      ].join(' ');
+      try {
+        runAs(user, path.join(bindir, 'pg_ctl'), ['start', '-D', data, '-l', log, '-w', '-t', '60', '-o', settings]);
+        started = true;
+        return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, stop };
+      } catch (error) {
+        const why = explain(error, log);
+        if (attempt < 3 && /could not bind|address already in use/i.test(why)) continue;
+        throw new Error(`pg_ctl start failed: ${why}`);
+      }
+    }
+  } catch (error) {
+    stop();
+    throw error;
+  }
+}
+
+/**
+ * What the tests and the bench use: { url, stop, why }. url is the configured
+ * server, a started one, or null with `why` saying what is missing.
+ */
+export async function provideServer() {
+  const configured = process.env[URL_VARIABLE];
+  if (configured) return { url: configured, stop: () => undefined, why: null };
+  try {
+    const cluster = await startCluster();
+    return { url: cluster.url, stop: cluster.stop, why: null };
+  } catch (error) {
+    return { url: null, stop: () => undefined, why: error.message.split('\n')[0] };
+  }
+}
