@@ -108,6 +108,22 @@ export const peers = {
       };
     },
   },
+  'session-flock-postgres': {
+    label: 'session-flock/postgres',
+    note: 'PostgreSQL advisory lock over TCP to 127.0.0.1 (a throwaway local cluster unless SESSION_FLOCK_TEST_PG_URL names one)',
+    kind: 'kernel',
+    load: () => {
+      const url = process.env.SESSION_FLOCK_BENCH_PG_URL;
+      if (!url) throw new Error('no PostgreSQL server for the bench');
+      const { createPostgresLocks } = require(path.join(path.dirname(dist), 'postgres', 'index.js'));
+      let locks = null;
+      const options = { timeoutMs: 600_000 };
+      return {
+        lock: (target) => (locks ??= createPostgresLocks({ connectionString: url, namespace: 'bench' })).acquire(target, options),
+        unlock: (lock) => lock.release(),
+      };
+    },
+  },
   pidfile: {
     label: 'O_EXCL pid file',
     note: '{pid, createdAt}; poll 50 ms; stale 30 min (bench/pidfile-lock.mjs)',

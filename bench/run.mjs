@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { available, peers } from './peers.mjs';
+import { provideServer } from '../scripts/lib/pg-cluster.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -55,9 +56,16 @@ const fsOf = (p) => {
   return best.desc;
 };
 
+// ---------- a PostgreSQL server for session-flock/postgres (started here unless configured) ----------
+const pgServer = !only || only.includes('session-flock-postgres') ? await provideServer() : { url: null, stop: () => undefined, why: 'not selected' };
+if (pgServer.url !== null) process.env.SESSION_FLOCK_BENCH_PG_URL = pgServer.url;
+process.on('exit', () => pgServer.stop());
+
 // ---------- peers, plus the C baseline ----------
 const peerNames = Object.keys(peers).filter((n) => (!only || only.includes(n)) && available(n));
-const missingPeers = Object.keys(peers).filter((n) => !peerNames.includes(n) && (!only || only.includes(n)));
+const missingPeers = Object.keys(peers)
+  .filter((n) => !peerNames.includes(n) && (!only || only.includes(n)))
+  .map((n) => (n === 'session-flock-postgres' ? `${n} (${pgServer.why})` : n));
 let baseline = null;
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sflock-bench-'));
 if (!only || only.includes('c')) {
@@ -235,7 +243,7 @@ const results = {
 };
 function version(n) {
   if (n === 'c') return null;
-  const pkg = { 'session-flock': '../package.json', 'session-flock-norecord': '../package.json', pidfile: null }[n] ?? `${n}/package.json`;
+  const pkg = { 'session-flock': '../package.json', 'session-flock-norecord': '../package.json', 'session-flock-postgres': '../package.json', pidfile: null }[n] ?? `${n}/package.json`;
   if (pkg === null) return null;
   try {
     return JSON.parse(fs.readFileSync(pkg.startsWith('..') ? path.join(root, 'package.json') : path.join(root, 'node_modules', pkg), 'utf8')).version;

@@ -5,9 +5,11 @@ import { parseArgs } from 'node:util';
 import { inspectMany, listLocks, type LockStatus } from '../file/inspect';
 import { EXIT_USAGE, UsageError } from './args';
 import { parseRunArgs, RUN_HELP, runCommand } from './run';
+import { POSTGRES_USAGE, statusPostgres } from './status-postgres';
 
 const USAGE = `Usage:
   session-flock status [--json] [-r|--recursive] <file-or-dir>...
+  session-flock status --postgres <url> [--namespace <ns>] [--json]
   session-flock run [options] <target> <command> [<argument>...]
   session-flock run [options] <target> -c <command string>
   session-flock --help | --version
@@ -18,7 +20,7 @@ status  Shows every lock, free or held: who holds it (from the kernel on Linux),
         lock file itself; a <dir> means every *.lock in it (-r: and below).
         --json prints the LockStatus array. Exit 0 when everything could be
         inspected, 1 when an argument could not be.
-
+${POSTGRES_USAGE}
 run     Takes the lock of <target> (<target>.lock, or <target> itself when it
         ends in .lock), runs the command holding it, and exits with its status,
         with util-linux flock(1)'s options and exit codes:
@@ -100,6 +102,7 @@ export function formatTable(statuses: LockStatus[]): string {
 }
 
 async function status(argv: string[]): Promise<number> {
+  if (argv.some((a) => a === '--postgres' || a.startsWith('--postgres='))) return statusPostgres(argv);
   const { values, positionals } = parseArgs({
     args: argv,
     options: {

@@ -1,0 +1,179 @@
+import { invalidArgType, invalidArgValue } from '../core/errors';
+import { captureCallSite } from '../core/hold';
+import { acquireLock, type HeldLockInfo, heldLocksOf, releaseAllOf, runLocked, tryLock } from '../core/locks';
+import { LOCK_OPTION_KEYS, type LockOptions, optionsObject, type ResolvedLockOptions, resolveLockOptions } from '../core/options';
+import { PostgresBackend } from './backend';
+import { queryLocks, statusOfKey } from './inspect';
+import type { PostgresLocksOptions } from './options';
+import type { PostgresLockStatus } from './status';
+import { advisoryKey } from './keys';
+import { loadPg } from './load-pg';
+import { PostgresLock } from './lock';
+import { ConnectionPool } from './pool';
+import { resolveSettings } from './settings';
+
+/** Options of acquire/tryAcquire/withLock: the file API's, less lockPath, record and fileMode. */
+export type PostgresAcquireOptions = LockOptions;
+
+const KNOWN_KEYS = new Set<string>(LOCK_OPTION_KEYS);
+
+function validateKey(key: unknown): string {
+  if (typeof key !== 'string') throw invalidArgType('key', 'of type string', key);
+  if (key.length === 0) throw invalidArgValue('key', key, 'must be a non-empty string');
+  if (key.includes('\0')) throw invalidArgValue('key', key, 'must be a string without null bytes');
+  return key;
+}
+
+/** The locks of one namespace on one PostgreSQL database. Made by createPostgresLocks(). */
+export interface PostgresLocks {
+  readonly namespace: string;
+  acquire(key: string, options?: PostgresAcquireOptions): Promise<PostgresLock>;
+  tryAcquire(key: string, options?: PostgresAcquireOptions): Promise<PostgresLock | null>;
+  withLock<T>(key: string, fn: (lock: PostgresLock) => T | Promise<T>, options?: PostgresAcquireOptions): Promise<T>;
+  inspect(key: string): Promise<PostgresLockStatus>;
+  listLocks(): Promise<PostgresLockStatus[]>;
+  heldLocks(): HeldLockInfo[];
+  releaseAll(): Promise<number>;
+  close(): Promise<void>;
+}
+
+class PostgresLockSet implements PostgresLocks {
+  readonly namespace: string;
+  private readonly pool: ConnectionPool;
+  private readonly backend: PostgresBackend;
+  private closed = false;
+
+  constructor(options: PostgresLocksOptions | undefined) {
+    const settings = resolveSettings(options);
+    loadPg();
+    this.namespace = settings.namespace;
+    this.pool = new ConnectionPool(settings);
+    // Hold<H> is invariant in H, so the generic SessionLock constructor needs this cast.
+    this.backend = new PostgresBackend(this, this.pool, PostgresLock as PostgresBackend['lockClass']);
+  }
+
+  private resolve(key: unknown, options: unknown): { registryKey: string; options: ResolvedLockOptions } {
+    const target = validateKey(key);
+    const o = optionsObject(options, KNOWN_KEYS);
+    const lockKey = advisoryKey(this.namespace, target);
+    const resolved: ResolvedLockOptions = resolveLockOptions(o, target, `postgres:${this.namespace}/${target}`);
+    if (this.closed) throw new Error(`this PostgreSQL lock set (namespace ${this.namespace}) was closed`);
+    return { registryKey: this.backend.registryKey(lockKey), options: resolved };
+  }
+
+  acquire(key: string, options?: PostgresAcquireOptions): Promise<PostgresLock> {
+    try {
+      const r = this.resolve(key, options);
+      return acquireLock(this.backend, r.registryKey, r.options, captureCallSite(this.acquire)) as Promise<PostgresLock>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  tryAcquire(key: string, options?: PostgresAcquireOptions): Promise<PostgresLock | null> {
+    try {
+      const r = this.resolve(key, options);
+      return tryLock(this.backend, r.registryKey, r.options, captureCallSite(this.tryAcquire)) as Promise<PostgresLock | null>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async withLock<T>(key: string, fn: (lock: PostgresLock) => T | Promise<T>, options?: PostgresAcquireOptions): Promise<T> {
+    if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
+    const r = this.resolve(key, options);
+    const acquired = acquireLock(this.backend, r.registryKey, r.options, captureCallSite(this.withLock));
+    return runLocked(r.registryKey, acquired, fn as (lock: unknown) => T | Promise<T>);
+  }
+
+  async inspect(key: string): Promise<PostgresLockStatus> {
+    const target = validateKey(key);
+    const lockKey = advisoryKey(this.namespace, target);
+    const statuses = await this.query(lockKey, null);
+    return statusOfKey(statuses, lockKey, target, this.namespace);
+  }
+
+  listLocks(): Promise<PostgresLockStatus[]> {
+    return this.query(null, this.namespace);
+  }
+
+  private async query(lockKey: bigint | null, namespace: string | null): Promise<PostgresLockStatus[]> {
+    const connection = await this.pool.take();
+    try {
+      const statuses = await queryLocks(connection, this.pool.sql.locks, lockKey, namespace, this.pool.settings.hostname);
+      this.pool.give(connection);
+      return statuses;
+    } catch (error) {
+      this.pool.discard(connection);
+      throw error;
+    }
+  }
+
+  heldLocks(): HeldLockInfo[] {
+    return heldLocksOf(this);
+  }
+
+  releaseAll(): Promise<number> {
+    return releaseAllOf(this);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await releaseAllOf(this);
+    await this.pool.close();
+  }
+}
+
+/**
+ * A set of PostgreSQL advisory locks: one namespace on one database, with
+ * its own small pool of connections (never a shared pg.Pool, never a
+ * transaction-mode pooler: advisory locks belong to a session).
+ *
+ * Guaranteed: while a PostgresLock is held and its `signal` has not aborted,
+ * no other session of that database holds the key in a conflicting mode
+ * (advisory locks; clients that lock the same bigint keys outside this
+ * library are not distinguished). Waits block on the server (no polling),
+ * FIFO within this process. `lock.token` strictly increases per key.
+ *
+ * Not guaranteed: that a live holder keeps the lock. A network cut, a server
+ * restart or failover, pg_terminate_backend or idle_session_timeout end the
+ * session and free the lock; `lock.signal` then aborts (at once for an error
+ * the connection sees, within about three quarters of `connectionLossMs` for
+ * a silent cut), and the server gives the lock to the next client within
+ * about `connectionLossMs`. Use `lock.token` to fence writes to storage that
+ * can check it.
+ *
+ * Released by: release() (one round trip, the connection is kept warm),
+ * releaseSync()/dispose (the unlock is sent, not awaited), withLock's end,
+ * releaseAll(), close(), garbage collection (with a warning), and by the
+ * server when the session ends for any reason (the process dies, the host
+ * dies and TCP gives up, the network is cut).
+ *
+ * Platform-specific behavior: none on the client; server settings that need
+ * PostgreSQL 14 (idle_session_timeout, client_connection_check_interval) or
+ * 12 (tcp_user_timeout) are skipped on older servers, where a stopped holder
+ * keeps its lock until TCP gives up.
+ *
+ * `pg` is loaded here; without it this throws ERR_SESSION_FLOCK_PG_MISSING.
+ */
+export function createPostgresLocks(options?: PostgresLocksOptions): PostgresLocks {
+  return new PostgresLockSet(options);
+}
+
+/** For `status --postgres`: every session-flock lock of the database, or one namespace's. */
+export async function listPostgresLocks(options: PostgresLocksOptions, namespace: string | null): Promise<PostgresLockStatus[]> {
+  loadPg();
+  const pool = new ConnectionPool(resolveSettings({ ...options, poolSize: 0 }), true);
+  try {
+    const connection = await pool.take();
+    try {
+      // No schema: no session-flock client ever locked anything on this database.
+      if (!pool.schemaExists) return [];
+      return await queryLocks(connection, pool.sql.locks, null, namespace, pool.settings.hostname);
+    } finally {
+      pool.discard(connection);
+    }
+  } finally {
+    await pool.close();
+  }
+}

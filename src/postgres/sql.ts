@@ -1,0 +1,117 @@
+/**
+ * Every statement the PostgreSQL backend sends. Each lock operation is one
+ * round trip: the lock, the fencing token and the diagnostics row travel in
+ * one statement.
+ *
+ * Fencing token: nextval() of one sequence (CACHE 1), called in the statement
+ * that takes the lock, after the lock (the materialized CTE runs first). Every
+ * grant of a key happens after the previous holder's nextval() (which ran while
+ * it held the lock), so tokens strictly increase per key across all hosts
+ * (they increase globally, so they are not dense per key). A sequence needs no
+ * row lock and WAL-logs 32 values ahead, so the grant does not wait for a
+ * commit flush, and after a server crash it resumes past every value it handed
+ * out. Shared holders get tokens too, each unique, in grant order.
+ *
+ * The diagnostics table is UNLOGGED (no WAL, emptied by a crash): diagnostics only,
+ * joined with pg_locks for every reading, never read to decide anything.
+ */
+
+export interface Statements {
+  setup: string;
+  exists: string;
+  sweep: string;
+  session: string;
+  try: { shared: string; exclusive: string };
+  wait: { shared: string; exclusive: string };
+  release: { shared: string; exclusive: string };
+  forget: string;
+  locks: string;
+}
+
+const cache = new Map<string, Statements>();
+
+export function statements(schema: string): Statements {
+  let s = cache.get(schema);
+  if (s !== undefined) return s;
+  const holders = `"${schema}".holders`;
+  const token = `'"${schema}".fencing_token'`;
+  const row = `(lock_key, backend_pid, namespace, key, mode, owner, hostname, pid, process, granted, since)`;
+  const upsert = `ON CONFLICT (lock_key, backend_pid) DO UPDATE SET namespace = EXCLUDED.namespace, key = EXCLUDED.key, mode = EXCLUDED.mode,
+      owner = EXCLUDED.owner, hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, process = EXCLUDED.process,
+      granted = EXCLUDED.granted, since = EXCLUDED.since`;
+  // The row is written either way: a failed try is followed by a blocking wait
+  // (or by `forget`), and status names the waiter from it.
+  const tryLock = (fn: string): string => `WITH l AS MATERIALIZED (SELECT ${fn}($1::bigint) AS granted),
+    d AS (INSERT INTO ${holders} ${row}
+      SELECT $1::bigint, pg_backend_pid(), $2, $3, $4, $5, $6, $7, $8, l.granted, clock_timestamp() FROM l ${upsert})
+    SELECT l.granted, CASE WHEN l.granted THEN nextval(${token}) END AS token FROM l`;
+  const waitLock = (fn: string): string => `WITH t AS MATERIALIZED (SELECT set_config('lock_timeout', $2, false)),
+    l AS MATERIALIZED (SELECT ${fn}($1::bigint) FROM t),
+    n AS MATERIALIZED (SELECT nextval(${token}) AS token FROM l),
+    d AS (UPDATE ${holders} SET granted = true, since = clock_timestamp()
+      WHERE lock_key = $1::bigint AND backend_pid = pg_backend_pid() AND EXISTS (SELECT 1 FROM n))
+    SELECT token FROM n`;
+  const release = (fn: string): string => `WITH d AS (DELETE FROM ${holders} WHERE lock_key = $1::bigint AND backend_pid = pg_backend_pid())
+    SELECT ${fn}($1::bigint) AS released`;
+  s = {
+    // One transaction, serialized by a transaction-level advisory lock, because
+    // concurrent CREATE ... IF NOT EXISTS can still fail on the catalog's unique index.
+    setup: `BEGIN;
+      SELECT pg_advisory_xact_lock(-6073446322447437349);
+      CREATE SCHEMA IF NOT EXISTS "${schema}";
+      CREATE SEQUENCE IF NOT EXISTS "${schema}".fencing_token AS bigint CACHE 1;
+      CREATE UNLOGGED TABLE IF NOT EXISTS ${holders} (
+        lock_key bigint NOT NULL,
+        backend_pid integer NOT NULL,
+        namespace text NOT NULL,
+        key text NOT NULL,
+        mode text NOT NULL,
+        owner text,
+        hostname text,
+        pid integer,
+        process text,
+        granted boolean NOT NULL,
+        since timestamptz NOT NULL,
+        PRIMARY KEY (lock_key, backend_pid)
+      );
+      COMMIT`,
+    exists: `SELECT to_regclass('"${schema}".holders') IS NOT NULL AND to_regclass('"${schema}".fencing_token') IS NOT NULL AS ready`,
+    // Drops rows of dead backends; run when a connection opens.
+    sweep: `DELETE FROM ${holders} h WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = h.backend_pid)`,
+    // Server-side loss detection for this session; guarded by version so older servers still connect.
+    session: `SELECT pg_backend_pid() AS backend_pid, current_setting('server_version_num')::int AS version,
+      set_config('statement_timeout', '0', false), set_config('lock_timeout', '0', false),
+      set_config('tcp_keepalives_idle', $1, false), set_config('tcp_keepalives_interval', $1, false),
+      set_config('tcp_keepalives_count', '3', false),
+      CASE WHEN current_setting('server_version_num')::int >= 120000 THEN set_config('tcp_user_timeout', $2, false) END,
+      CASE WHEN current_setting('server_version_num')::int >= 140000 THEN set_config('idle_session_timeout', $2, false) END,
+      CASE WHEN current_setting('server_version_num')::int >= 140000 THEN set_config('client_connection_check_interval', $3, false) END`,
+    try: { exclusive: tryLock('pg_try_advisory_lock'), shared: tryLock('pg_try_advisory_lock_shared') },
+    wait: { exclusive: waitLock('pg_advisory_lock'), shared: waitLock('pg_advisory_lock_shared') },
+    release: { exclusive: release('pg_advisory_unlock'), shared: release('pg_advisory_unlock_shared') },
+    forget: `DELETE FROM ${holders} WHERE backend_pid = pg_backend_pid()`,
+    // Holders and waiters: pg_locks is the truth, pg_stat_activity says who the
+    // connection is, the diagnostics row adds the key's text, owner, host and pid.
+    // $1: one lock key or null; $2: one namespace or null (every namespace).
+    locks: `WITH l AS (
+        SELECT ((classid::bigint << 32) | objid::bigint) AS lock_key, pid AS backend_pid, mode, granted
+        FROM pg_locks
+        WHERE locktype = 'advisory' AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+      keys AS (
+        SELECT DISTINCT l.lock_key FROM l JOIN ${holders} h ON h.lock_key = l.lock_key AND h.backend_pid = l.backend_pid
+        WHERE ($2::text IS NULL OR h.namespace = $2::text) AND ($1::bigint IS NULL OR l.lock_key = $1::bigint)
+        UNION SELECT $1::bigint WHERE $1::bigint IS NOT NULL)
+      SELECT l.lock_key::text AS lock_key, l.backend_pid, l.mode, l.granted,
+        host(a.client_addr) AS client_addr, a.client_port, a.application_name,
+        (extract(epoch FROM a.backend_start) * 1000)::float8 AS backend_start,
+        h.namespace, h.key, h.owner, h.hostname, h.pid, h.process, h.mode AS requested_mode,
+        (extract(epoch FROM h.since) * 1000)::float8 AS since,
+        (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now
+      FROM l JOIN keys USING (lock_key)
+      LEFT JOIN pg_stat_activity a ON a.pid = l.backend_pid
+      LEFT JOIN ${holders} h ON h.lock_key = l.lock_key AND h.backend_pid = l.backend_pid
+      ORDER BY l.lock_key, l.granted DESC, h.since`,
+  };
+  cache.set(schema, s);
+  return s;
+}
