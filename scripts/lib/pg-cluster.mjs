@@ -68,9 +68,10 @@ function explain(error, log) {
 
 /**
  * Starts a cluster; resolves to { url, stop() } (stop is synchronous and idempotent).
+ * `listen`: listen_addresses; `trustNetworks`: CIDRs whose clients are trusted besides localhost.
  * Rejects with an Error whose message says why.
  */
-export async function startCluster({ bindir = findServerBinaries() } = {}) {
+export async function startCluster({ bindir = findServerBinaries(), listen = '127.0.0.1', trustNetworks = [] } = {}) {
   if (bindir === null) throw new Error('no PostgreSQL server found (no /usr/lib/postgresql/*/bin/initdb; install the Debian package postgresql)');
   const user = serverUser();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-flock-pg-'));
@@ -94,13 +95,15 @@ export async function startCluster({ bindir = findServerBinaries() } = {}) {
   };
   try {
     runAs(user, path.join(bindir, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+    // Clients from these networks (a test's network namespace) are trusted too.
+    for (const network of trustNetworks) fs.appendFileSync(path.join(data, 'pg_hba.conf'), `host all all ${network} trust\n`);
     // A port taken between freePort() and the server's bind is the only reason to try another.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const settings = [
         `-p ${port}`,
         `-k ${dir}`,
-        '-c listen_addresses=127.0.0.1',
+        `-c listen_addresses=${listen}`,
         '-c fsync=off',
         '-c shared_buffers=16MB',
         '-c max_connections=100',

@@ -1,4 +1,4 @@
-import { fork } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterEach, inject } from 'vitest';
@@ -46,11 +46,13 @@ export interface PgLocker {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** A child process running test/fixtures/pg-locker.cjs, killed after the test. */
-export async function startPgLocker(namespace: string): Promise<PgLocker> {
-  const child = fork(path.join(root, 'test', 'fixtures', 'pg-locker.cjs'), [pgUrl!, namespace], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+/**
+ * A child process running test/fixtures/pg-locker.cjs, killed after the test; `url`
+ * defaults to the suite's server, `prefix` runs it through a command (`ip netns exec <ns>`).
+ */
+export async function startPgLocker(namespace: string, { url = pgUrl!, prefix = [] as string[] } = {}): Promise<PgLocker> {
+  const argv = [...prefix, process.execPath, path.join(root, 'test', 'fixtures', 'pg-locker.cjs'), url, namespace];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   onCleanup(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
