@@ -22,6 +22,10 @@ const assert = require('node:assert/strict');
   const lock = await pending;
   assert.equal(lock.held, true);
   await lock.release();
+  // session-flock/postgres loads without its optional peer pg; its first use says to install it.
+  const postgres = require('session-flock/postgres');
+  assert.equal(postgres.LockTimeoutError, LockTimeoutError);
+  assert.throws(() => postgres.createPostgresLocks({}), { code: 'ERR_SESSION_FLOCK_PG_MISSING', message: /npm install pg/ });
   console.log('cjs ok');
 })().catch((error) => {
   console.error(error);

@@ -17,4 +17,7 @@ if (adapter !== null) {
   const held = await adapter.acquireSessionWriteLock({ sessionFile: target });
   await held.release();
 }
+const { createPostgresLocks, LockTimeoutError: PostgresTimeout } = await import('session-flock/postgres');
+assert.equal(PostgresTimeout, (await import('session-flock')).LockTimeoutError);
+assert.throws(() => createPostgresLocks({}), { code: 'ERR_SESSION_FLOCK_PG_MISSING' });
 console.log('esm ok');
