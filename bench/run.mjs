@@ -280,13 +280,15 @@ let failed = false;
 for (const place of places) {
   const dir = fs.mkdtempSync(path.join(place.base, 'sflock-bench-'));
   results.data[place.name] = {};
+  // A PostgreSQL lock does not live in the filesystem: measured in the first place only.
+  const measured = contenders.filter((n) => n !== 'session-flock-postgres' || place === places[0]);
   try {
     for (const [sname, fn] of scenarios) {
-      const runs = Object.fromEntries(contenders.map((n) => [n, []]));
+      const runs = Object.fromEntries(measured.map((n) => [n, []]));
       const reps = (n) => (sname !== 'uncontended' && kind(n) === 'polling' ? 1 : sname === 'crash' ? C.crashReps : C.rounds);
-      const maxReps = Math.max(...contenders.map(reps));
+      const maxReps = Math.max(...measured.map(reps));
       for (let round = 0; round < maxReps; round++) {
-        for (const n of contenders) {
+        for (const n of measured) {
           if (round >= reps(n) || runs[n].some((r) => r.error)) continue;
           process.stderr.write(`  ${place.name} ${sname} ${label(n)} #${round + 1} ... `);
           const t = Date.now();
@@ -301,7 +303,7 @@ for (const place of places) {
         }
       }
       results.data[place.name][sname] = {};
-      for (const n of contenders) {
+      for (const n of measured) {
         const r = aggregate(sname, runs[n]);
         if ((n.startsWith('session-flock') || n === 'c') && (r.error || r.exact === false)) failed = true;
         results.data[place.name][sname][n] = r;
