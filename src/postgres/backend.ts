@@ -61,9 +61,12 @@ export class PostgresBackend implements LockBackend<PostgresHandle> {
         handle.grant = grant;
         entry.waitSettled(handle, grant === null ? BUSY : GRANTED, grant?.token);
       },
-      (error: Error) => {
+      (error: NodeJS.ErrnoException) => {
         handle.attempt = null;
-        entry.waitSettled(handle, error);
+        // Name the lock: pg's own errors ("Connection terminated unexpectedly") do not.
+        const named = new Error(`acquiring ${entry.lockPath}: ${error.message}`, { cause: error }) as NodeJS.ErrnoException;
+        if (error.code !== undefined) named.code = error.code;
+        entry.waitSettled(handle, named);
       },
     );
   }

@@ -197,7 +197,7 @@ describe.skipIf(pgUrl === null)('session-flock/postgres on a real server', () =>
   it('a refused port and an unreachable host fail with a clear error within a bounded time', async () => {
     const refused = createPostgresLocks({ connectionString: 'postgres://postgres@127.0.0.1:1/postgres', connectionLossMs: 2000 });
     onCleanup(() => refused.close());
-    await expect(refused.acquire('k')).rejects.toThrow(/cannot connect to PostgreSQL at 127\.0\.0\.1:1.*ECONNREFUSED/);
+    await expect(refused.acquire('k')).rejects.toThrow(/^acquiring postgres:session-flock\/k: cannot connect to PostgreSQL at 127\.0\.0\.1:1: .*ECONNREFUSED/);
     // TEST-NET-1 (RFC 5737): nothing answers, the attempt is cut at connectionLossMs.
     const unreachable = createPostgresLocks({ host: '192.0.2.1', port: 5432, connectionLossMs: 2000 });
     onCleanup(() => unreachable.close());
