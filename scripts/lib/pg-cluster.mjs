@@ -11,16 +11,18 @@ import * as path from 'node:path';
 export const URL_VARIABLE = 'SESSION_FLOCK_TEST_PG_URL';
 export const REQUIRE_VARIABLE = 'SESSION_FLOCK_REQUIRE_PG';
 
-/** The bin directory of the newest PostgreSQL server installed the Debian way (or PG_BINDIR), or null. */
-export function findServerBinaries() {
-  const candidates = [];
-  if (process.env.PG_BINDIR) candidates.push(process.env.PG_BINDIR);
+function debianServerDirs() {
   try {
     const versions = fs.readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
-    for (const v of versions) candidates.push(path.join('/usr/lib/postgresql', v, 'bin'));
+    return versions.map((v) => path.join('/usr/lib/postgresql', v, 'bin'));
   } catch {
-    // not Debian-style, or PostgreSQL is not installed
+    return []; // not Debian-style, or PostgreSQL is not installed
   }
+}
+
+/** The bin directory of the newest PostgreSQL server installed the Debian way (or only PG_BINDIR when set), or null. */
+export function findServerBinaries() {
+  const candidates = process.env.PG_BINDIR ? [process.env.PG_BINDIR] : debianServerDirs();
   return candidates.find((dir) => fs.existsSync(path.join(dir, 'initdb')) && fs.existsSync(path.join(dir, 'pg_ctl'))) ?? null;
 }
 
@@ -72,7 +74,13 @@ function explain(error, log) {
  * Rejects with an Error whose message says why.
  */
 export async function startCluster({ bindir = findServerBinaries(), listen = '127.0.0.1', trustNetworks = [] } = {}) {
-  if (bindir === null) throw new Error('no PostgreSQL server found (no /usr/lib/postgresql/*/bin/initdb; install the Debian package postgresql)');
+  if (bindir === null) {
+    throw new Error(
+      process.env.PG_BINDIR
+        ? `no initdb and pg_ctl in PG_BINDIR=${process.env.PG_BINDIR}`
+        : 'no PostgreSQL server found (no /usr/lib/postgresql/*/bin/initdb; install the Debian package postgresql)',
+    );
+  }
   const user = serverUser();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-flock-pg-'));
   if (user !== null) {
