@@ -24,16 +24,28 @@ function validateKey(key: unknown): string {
   return key;
 }
 
-/** The locks of one namespace on one PostgreSQL database. Made by createPostgresLocks(). */
+/**
+ * The locks of one namespace on one PostgreSQL database. Made by createPostgresLocks();
+ * its doc says what is guaranteed and when a lock is released. Platform-specific
+ * behavior: none on the client (see createPostgresLocks for server versions).
+ */
 export interface PostgresLocks {
   readonly namespace: string;
+  /** Waits up to timeoutMs (default 10 000) in this process's FIFO, then blocked on the server; LockTimeoutError names the holder. */
   acquire(key: string, options?: PostgresAcquireOptions): Promise<PostgresLock>;
+  /** One attempt (one round trip), never waits, whatever timeoutMs says: a lock, or null. */
   tryAcquire(key: string, options?: PostgresAcquireOptions): Promise<PostgresLock | null>;
+  /** Runs fn holding the lock, released when fn settles; nested acquires of the key inside re-enter. */
   withLock<T>(key: string, fn: (lock: PostgresLock) => T | Promise<T>, options?: PostgresAcquireOptions): Promise<T>;
+  /** Holders and waiters of one key, from pg_locks + pg_stat_activity (+ diagnostics rows). Never takes the lock. */
   inspect(key: string): Promise<PostgresLockStatus>;
+  /** Every held or awaited key of this namespace. */
   listLocks(): Promise<PostgresLockStatus[]>;
+  /** This process's holds of this lock set, with where each was acquired. */
   heldLocks(): HeldLockInfo[];
+  /** Fails pending acquires (LockAbortedError) and releases every hold; resolves once the server has let go. */
   releaseAll(): Promise<number>;
+  /** releaseAll(), then closes every connection; later calls reject. */
   close(): Promise<void>;
 }
 
