@@ -81,6 +81,8 @@ export class LockEntry<H = unknown> {
   private backendWaiter: Waiter<H> | null = null;
   /** A given-up backend wait that has not reported back yet. */
   private draining: H | null = null;
+  /** While releaseAll() runs: nothing is granted and no wait starts. */
+  suspended = false;
 
   private constructor(
     readonly backend: LockBackend<H>,
@@ -102,7 +104,7 @@ export class LockEntry<H = unknown> {
 
   /** Whether a new request of this mode may go straight to the backend. */
   free(shared: boolean): boolean {
-    if (this.queue.length > 0 || this.backendWaiter !== null || this.draining !== null) return false;
+    if (this.queue.length > 0 || this.backendWaiter !== null || this.draining !== null || this.suspended) return false;
     return this.compatible(shared);
   }
 
@@ -138,6 +140,7 @@ export class LockEntry<H = unknown> {
   /** Grants what can be granted, in FIFO order, and starts the backend wait for the head. */
   pump(): void {
     const { backend } = this;
+    if (this.suspended) return;
     while (this.queue.length > 0 && this.backendWaiter === null && this.draining === null) {
       const head = this.queue[0];
       if (!this.compatible(head.options.shared)) return;

@@ -183,24 +183,36 @@ export function heldLocksOf(family: unknown): HeldLockInfo[] {
 }
 
 /**
- * releaseAll() of one backend family: fails every pending acquire with LockAbortedError
- * and releases every hold. Resolves, once the backend has let go of them, to the number
- * of holds released.
+ * releaseAll() of one backend family: every acquire pending when it starts rejects with
+ * LockAbortedError, nothing is granted while it runs, and every hold that existed when it
+ * was called is released. Resolves, once the backend has let go of them, to their number.
  */
 export function releaseAllOf(family: unknown): Promise<number> {
-  let released = 0;
+  const entries = entriesOf(family);
+  const holds: Hold[] = [];
+  for (const entry of entries) {
+    // Giving up a waiter would otherwise let the next one through, and then close it.
+    entry.suspended = true;
+    for (const hold of entry.holds) holds.push(hold);
+  }
   const pending: Promise<void>[] = [];
-  for (const entry of entriesOf(family)) {
-    for (const waiter of [...entry.queue]) {
-      entry.giveUp(waiter, new LockAbortedError(entry.lockPath, entry.target, 'releaseAll() was called'));
+  try {
+    for (const entry of entries) {
+      for (const waiter of [...entry.queue]) {
+        entry.giveUp(waiter, new LockAbortedError(waiter.options.lockPath, waiter.options.target, 'releaseAll() was called'));
+      }
     }
-    for (const hold of [...entry.holds]) {
-      if (!hold.release()) continue;
-      released++;
+    for (const hold of holds) {
+      hold.release();
       if (hold.releasing !== undefined) pending.push(hold.releasing);
     }
+  } finally {
+    for (const entry of entries) {
+      entry.suspended = false;
+      entry.pump();
+    }
   }
-  return pending.length === 0 ? Promise.resolve(released) : Promise.all(pending).then(() => released);
+  return pending.length === 0 ? Promise.resolve(holds.length) : Promise.all(pending).then(() => holds.length);
 }
 
 /**

@@ -1,0 +1,55 @@
+// The in-process queue and the identity of a lock (issue 11: 1, 2, 3, 7a, and the
+// long-hold report that came early).
+import * as diagnostics from 'node:diagnostics_channel';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { eventually, freeInAnotherProcess, startLocker, tempDir } from './helpers';
+import {
+  acquire,
+  heldLocks,
+  LockAbortedError,
+  LockTimeoutError,
+  releaseAll,
+  tryAcquire,
+  tryAcquireSync,
+  withLock,
+} from '../dist/cjs/index.js';
+
+const binding = require('../dist/cjs/file/binding.js').binding as { waitsInFlight(): number };
+
+/** Settles to 'pending' unless `promise` has settled by the time queued jobs have run. */
+async function state(promise: Promise<unknown>): Promise<'resolved' | 'rejected' | 'pending'> {
+  let result: 'resolved' | 'rejected' | 'pending' = 'pending';
+  promise.then(
+    () => (result = 'resolved'),
+    () => (result = 'rejected'),
+  );
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  return result;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('releaseAll', () => {
+  it('rejects every pending acquire, grants nothing while it runs, and counts the holds it found', async () => {
+    const target = path.join(tempDir(), 's.jsonl');
+    const shared = await acquire(target, { shared: true });
+    // Queued behind our own shared hold: an exclusive acquire, then a shared one that the
+    // exclusive one's departure would let through.
+    const exclusive = acquire(target, { timeoutMs: 30_000 });
+    const sharedBehind = acquire(target, { shared: true, timeoutMs: 30_000 });
+    const outcomes = Promise.allSettled([exclusive, sharedBehind]);
+    expect(await releaseAll()).toBe(1);
+    const [a, b] = await outcomes;
+    expect(a.status).toBe('rejected');
+    expect((a as PromiseRejectedResult).reason).toBeInstanceOf(LockAbortedError);
+    expect(b.status).toBe('rejected');
+    expect((b as PromiseRejectedResult).reason).toBeInstanceOf(LockAbortedError);
+    expect(shared.held).toBe(false);
+    expect(heldLocks()).toEqual([]);
+    expect(await freeInAnotherProcess(target)).toBe(true);
+  });
+});
