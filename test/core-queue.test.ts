@@ -53,3 +53,26 @@ describe('releaseAll', () => {
     expect(await freeInAnotherProcess(target)).toBe(true);
   });
 });
+
+describe('a given-up exclusive wait', () => {
+  it("does not block this process's shared acquires while it drains; its late grant is released", async () => {
+    const target = path.join(tempDir(), 's.jsonl');
+    const reader = await startLocker();
+    const { id } = await reader.call({ op: 'acquire', target, options: { shared: true } });
+    const error = await acquire(target, { timeoutMs: 100 }).catch((e) => e);
+    expect(error).toBeInstanceOf(LockTimeoutError);
+    // The exclusive flock() is still parked in the kernel behind the other reader.
+    expect(binding.waitsInFlight()).toBe(1);
+    const tried = await tryAcquire(target, { shared: true });
+    expect(tried).not.toBeNull();
+    const waited = await acquire(target, { shared: true, timeoutMs: 10_000 });
+    expect(waited.held).toBe(true);
+    tried!.releaseSync();
+    waited.releaseSync();
+    await reader.call({ op: 'release', id });
+    // Now the drained wait is granted on its own thread, which lets go of it at once.
+    await eventually(() => binding.waitsInFlight() === 0, 10_000, 'the drained wait to report');
+    expect(heldLocks()).toEqual([]);
+    expect(await freeInAnotherProcess(target)).toBe(true);
+  });
+});

@@ -102,9 +102,14 @@ export class LockEntry<H = unknown> {
     return entry;
   }
 
-  /** Whether a new request of this mode may go straight to the backend. */
+  /**
+   * Whether a new request of this mode may go straight to the backend. A given-up wait
+   * that is still draining does not count: it holds nothing this process wants, and its
+   * late grant is released when it lands (a shared request is granted through a new
+   * handle meanwhile, if the backend says so).
+   */
   free(shared: boolean): boolean {
-    if (this.queue.length > 0 || this.backendWaiter !== null || this.draining !== null || this.suspended) return false;
+    if (this.queue.length > 0 || this.backendWaiter !== null || this.suspended) return false;
     return this.compatible(shared);
   }
 
@@ -141,7 +146,7 @@ export class LockEntry<H = unknown> {
   pump(): void {
     const { backend } = this;
     if (this.suspended) return;
-    while (this.queue.length > 0 && this.backendWaiter === null && this.draining === null) {
+    while (this.queue.length > 0 && this.backendWaiter === null) {
       const head = this.queue[0];
       if (!this.compatible(head.options.shared)) return;
       if (backend.trySync !== undefined) {
@@ -160,6 +165,8 @@ export class LockEntry<H = unknown> {
           continue;
         }
       }
+      // One backend wait at a time per lock: the next starts once the drained one reports.
+      if (this.draining !== null) return;
       if (this.startWait(head)) return;
     }
     this.forgetIfUnused();
