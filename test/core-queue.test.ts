@@ -76,3 +76,55 @@ describe('a given-up exclusive wait', () => {
     expect(await freeInAnotherProcess(target)).toBe(true);
   });
 });
+
+describe('lock identity', () => {
+  function layout(): { real: string; viaLink: string; viaDotDot: string; viaHardLink: string } {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'real'));
+    fs.mkdirSync(path.join(dir, 'other'));
+    fs.symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'), 'dir');
+    const real = path.join(dir, 'real', 's.jsonl');
+    fs.writeFileSync(`${real}.lock`, '');
+    fs.linkSync(`${real}.lock`, path.join(dir, 'other', 'h.jsonl.lock'));
+    return {
+      real,
+      viaLink: path.join(dir, 'link', 's.jsonl'),
+      // Not normalized here: the library resolves the `..` itself.
+      viaDotDot: `${path.join(dir, 'other')}${path.sep}..${path.sep}link${path.sep}s.jsonl`,
+      viaHardLink: path.join(dir, 'other', 'h.jsonl'),
+    };
+  }
+
+  it('re-enters inside withLock whichever path names the lock file', async () => {
+    const { real, viaLink, viaHardLink } = layout();
+    const seen = await withLock(real, async () => {
+      const a = await acquire(viaLink, { timeoutMs: 2_000 });
+      const b = await acquire(viaHardLink, { timeoutMs: 2_000 });
+      const count = heldLocks()[0].count;
+      a.releaseSync();
+      b.releaseSync();
+      return { count, holds: heldLocks().length };
+    });
+    expect(seen).toEqual({ count: 3, holds: 1 });
+    expect(heldLocks()).toEqual([]);
+  });
+
+  it('queues other tasks in one FIFO, not in a second kernel wait', async () => {
+    const { real, viaLink, viaDotDot, viaHardLink } = layout();
+    const held = await acquire(real);
+    const order: string[] = [];
+    const waiting = [viaLink, viaDotDot, viaHardLink].map((p, i) =>
+      acquire(p, { timeoutMs: 10_000 }).then((lock) => {
+        order.push(`w${i}`);
+        lock.releaseSync();
+      }),
+    );
+    expect(tryAcquireSync(viaLink)).toBeNull();
+    expect(heldLocks()).toMatchObject([{ waiters: 3 }]);
+    expect(binding.waitsInFlight()).toBe(0);
+    held.releaseSync();
+    await Promise.all(waiting);
+    expect(order).toEqual(['w0', 'w1', 'w2']);
+    expect(heldLocks()).toEqual([]);
+  });
+});

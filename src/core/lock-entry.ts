@@ -213,16 +213,16 @@ export class LockEntry<H = unknown> {
   }
 
   private failWithTimeout(waiter: Waiter<H>): void {
-    const { options } = waiter;
+    const { lockPath, target, timeoutMs } = waiter.options;
     const holder = this.holder();
     if (!(holder instanceof Promise)) {
-      waiter.fail(new LockTimeoutError(this.lockPath, this.target, options.timeoutMs, holder));
+      waiter.fail(new LockTimeoutError(lockPath, target, timeoutMs, holder));
       return;
     }
     waiter.failLater(
       holder.then(
-        (known) => new LockTimeoutError(this.lockPath, this.target, options.timeoutMs, known),
-        () => new LockTimeoutError(this.lockPath, this.target, options.timeoutMs, null),
+        (known) => new LockTimeoutError(lockPath, target, timeoutMs, known),
+        () => new LockTimeoutError(lockPath, target, timeoutMs, null),
       ),
     );
   }
