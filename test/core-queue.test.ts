@@ -128,3 +128,50 @@ describe('lock identity', () => {
     expect(heldLocks()).toEqual([]);
   });
 });
+
+describe('timers', () => {
+  it('a finite timeoutMs beyond setTimeout range still times out, and not before', async () => {
+    const target = path.join(tempDir(), 's.jsonl');
+    const held = await acquire(target);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    const timeoutMs = 2 ** 31 + 5_000;
+    const pending = acquire(target, { timeoutMs });
+    pending.catch(() => undefined);
+    await vi.advanceTimersByTimeAsync(timeoutMs - 1);
+    expect(await state(pending)).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await state(pending)).toBe('rejected');
+    const error = await pending.catch((e) => e);
+    expect(error).toBeInstanceOf(LockTimeoutError);
+    expect(error.timeoutMs).toBe(timeoutMs);
+    vi.useRealTimers();
+    held.releaseSync();
+  });
+
+  it('a long-hold report never comes before maxHoldMs, even when a timer fires early against Date.now()', async () => {
+    const target = path.join(tempDir(), 's.jsonl');
+    const reports: { heldForMs: number; maxHoldMs: number }[] = [];
+    const onReport = (message: unknown): void => void reports.push(message as { heldForMs: number; maxHoldMs: number });
+    diagnostics.subscribe('session-flock:long-hold', onReport);
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }): void => void (w.code === 'SESSION_FLOCK_LONG_HOLD' && warnings.push(w.message));
+    process.on('warning', onWarning);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const lock = tryAcquireSync(target, { maxHoldMs: 50, record: false })!;
+      // Date.now() lags the timers' clock by a millisecond, as it can in Node.
+      vi.setSystemTime(Date.now() - 1);
+      await vi.advanceTimersByTimeAsync(50);
+      expect(reports).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(reports).toHaveLength(1);
+      expect(reports[0].heldForMs).toBeGreaterThanOrEqual(reports[0].maxHoldMs);
+      lock.releaseSync();
+    } finally {
+      vi.useRealTimers();
+      diagnostics.unsubscribe('session-flock:long-hold', onReport);
+    }
+    await eventually(() => warnings.length === 1, 5_000, 'the long-hold warning');
+    process.off('warning', onWarning);
+  });
+});
