@@ -202,9 +202,11 @@ describe('old failure: an in-process restart kept the pid (PID 1 in a container)
  * of the package share it (heldLocks().waiters only shows entries this process holds).
  */
 function queuedOn(lockPath: string): number {
-  const registry = (globalThis as Record<symbol, { entries: Map<string, { waiters: number }> } | undefined>)[Symbol.for('session-flock.registry.v2')];
+  const registry = (globalThis as Record<symbol, { entries: Map<string, { lockPath: string; waiters: number }> } | undefined>)[Symbol.for('session-flock.registry.v2')];
   if (registry === undefined) throw new Error('core registry not found');
-  return registry.entries.get(lockPath)?.waiters ?? 0;
+  // Entries are keyed by the lock file's identity; each names the path it was first locked by.
+  for (const entry of registry.entries.values()) if (entry.lockPath === lockPath) return entry.waiters;
+  return 0;
 }
 
 /** Resolves once `n` acquires of this process are queued on lockPath. */

@@ -15,8 +15,9 @@ import type { SessionLock } from './session-lock';
  * whatever holds, or waits for, one lock on its side (a descriptor, a connection).
  *
  * A backend names each lock by a key, unique across every backend in the process (the file
- * backend's keys are absolute paths; another backend prefixes its own, e.g. with its scheme
- * and an instance id, so two servers' locks never share an entry). The core keeps one
+ * backend's keys are the lock file's "dev:ino", or its absolute path when that is unknown,
+ * so every path to one file is one lock; another backend prefixes its own, e.g. with its
+ * scheme and an instance id, so two servers' locks never share an entry). The core keeps one
  * LockEntry per key in the registry, and re-entrancy matches on it.
  *
  * The core calls them for one LockEntry (one lock, identified by the backend's key), never

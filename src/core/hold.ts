@@ -38,7 +38,7 @@ export class Hold<H = unknown> {
   releasing: Promise<void> | undefined = undefined;
   private lost: Error | null = null;
   private controller: AbortController | null = null;
-  private readonly longHoldTimer: NodeJS.Timeout | undefined;
+  private longHoldTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly entry: LockEntry<H>,
@@ -50,10 +50,7 @@ export class Hold<H = unknown> {
     public data: unknown = undefined,
   ) {
     entry.holds.add(this);
-    if (options.maxHoldMs !== Infinity) {
-      this.longHoldTimer = setTimeout(() => this.reportLongHold(), Math.min(options.maxHoldMs, MAX_TIMER_MS));
-      this.longHoldTimer.unref();
-    }
+    if (options.maxHoldMs !== Infinity) this.watchLongHold(options.maxHoldMs);
     if (channels.acquire.hasSubscribers) {
       channels.acquire.publish({ target: entry.target, lockPath: entry.lockPath, mode: this.mode, owner: options.owner, waitedMs });
     }
@@ -134,14 +131,23 @@ export class Hold<H = unknown> {
     this.controller?.abort(error);
   }
 
+  private watchLongHold(delayMs: number): void {
+    this.longHoldTimer = setTimeout(() => this.reportLongHold(), Math.min(delayMs, MAX_TIMER_MS));
+    this.longHoldTimer.unref();
+  }
+
   private reportLongHold(): void {
     if (this.released) return;
+    const heldForMs = this.heldForMs;
+    // A timer may fire a millisecond early against Date.now() (and a long limit takes
+    // several timers): the report never comes before the limit.
+    if (heldForMs < this.options.maxHoldMs) return this.watchLongHold(this.options.maxHoldMs - heldForMs);
     const report = {
       target: this.entry.target,
       lockPath: this.entry.lockPath,
       mode: this.mode,
       owner: this.options.owner,
-      heldForMs: this.heldForMs,
+      heldForMs,
       maxHoldMs: this.options.maxHoldMs,
       acquiredAt: formatCallSite(this.site),
     };

@@ -81,6 +81,8 @@ export class LockEntry<H = unknown> {
   private backendWaiter: Waiter<H> | null = null;
   /** A given-up backend wait that has not reported back yet. */
   private draining: H | null = null;
+  /** While releaseAll() runs: nothing is granted and no wait starts. */
+  suspended = false;
 
   private constructor(
     readonly backend: LockBackend<H>,
@@ -100,9 +102,14 @@ export class LockEntry<H = unknown> {
     return entry;
   }
 
-  /** Whether a new request of this mode may go straight to the backend. */
+  /**
+   * Whether a new request of this mode may go straight to the backend. A given-up wait
+   * that is still draining does not count: it holds nothing this process wants, and its
+   * late grant is released when it lands (a shared request is granted through a new
+   * handle meanwhile, if the backend says so).
+   */
   free(shared: boolean): boolean {
-    if (this.queue.length > 0 || this.backendWaiter !== null || this.draining !== null) return false;
+    if (this.queue.length > 0 || this.backendWaiter !== null || this.suspended) return false;
     return this.compatible(shared);
   }
 
@@ -138,7 +145,8 @@ export class LockEntry<H = unknown> {
   /** Grants what can be granted, in FIFO order, and starts the backend wait for the head. */
   pump(): void {
     const { backend } = this;
-    while (this.queue.length > 0 && this.backendWaiter === null && this.draining === null) {
+    if (this.suspended) return;
+    while (this.queue.length > 0 && this.backendWaiter === null) {
       const head = this.queue[0];
       if (!this.compatible(head.options.shared)) return;
       if (backend.trySync !== undefined) {
@@ -157,6 +165,8 @@ export class LockEntry<H = unknown> {
           continue;
         }
       }
+      // One backend wait at a time per lock: the next starts once the drained one reports.
+      if (this.draining !== null) return;
       if (this.startWait(head)) return;
     }
     this.forgetIfUnused();
@@ -203,16 +213,16 @@ export class LockEntry<H = unknown> {
   }
 
   private failWithTimeout(waiter: Waiter<H>): void {
-    const { options } = waiter;
+    const { lockPath, target, timeoutMs } = waiter.options;
     const holder = this.holder();
     if (!(holder instanceof Promise)) {
-      waiter.fail(new LockTimeoutError(this.lockPath, this.target, options.timeoutMs, holder));
+      waiter.fail(new LockTimeoutError(lockPath, target, timeoutMs, holder));
       return;
     }
     waiter.failLater(
       holder.then(
-        (known) => new LockTimeoutError(this.lockPath, this.target, options.timeoutMs, known),
-        () => new LockTimeoutError(this.lockPath, this.target, options.timeoutMs, null),
+        (known) => new LockTimeoutError(lockPath, target, timeoutMs, known),
+        () => new LockTimeoutError(lockPath, target, timeoutMs, null),
       ),
     );
   }

@@ -6,8 +6,10 @@ import type { ResolvedLockOptions } from './options';
 import { registry } from './registry';
 import { holdOf, type SessionLock, watchForLeak } from './session-lock';
 
-/** setTimeout's ceiling (~24.8 days); a longer budget waits without a timer. */
+/** setTimeout's ceiling (~24.8 days). */
 const MAX_TIMER_MS = 0x7fffffff;
+
+function ignore(): void {}
 
 // The operations of the public APIs, over any backend: the file API (src/file/api.ts)
 // and the PostgreSQL one call these with their backend, the key of the lock and
@@ -111,11 +113,25 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
     // does it (an idle one for an unlimited wait). The addon's wait thread never
     // does by itself, so a wait that was given up and still sits in the kernel
     // cannot hold a process open.
-    const timer =
-      options.timeoutMs <= MAX_TIMER_MS
-        ? setTimeout(() => entry.giveUp(waiter), options.timeoutMs)
-        : setInterval(() => undefined, MAX_TIMER_MS);
-    waiter.onSettle(() => clearTimeout(timer));
+    if (options.timeoutMs <= MAX_TIMER_MS) {
+      const timer = setTimeout(() => entry.giveUp(waiter), options.timeoutMs);
+      waiter.onSettle(() => clearTimeout(timer));
+    } else if (options.timeoutMs === Infinity) {
+      const timer = setInterval(ignore, MAX_TIMER_MS);
+      waiter.onSettle(() => clearInterval(timer));
+    } else {
+      // Past setTimeout's ceiling a single timer would fire at once (Node clamps it to
+      // 1 ms): a chain of timers spends the budget instead.
+      let left = options.timeoutMs;
+      let timer: NodeJS.Timeout;
+      const next = (): void => {
+        const step = Math.min(left, MAX_TIMER_MS);
+        left -= step;
+        timer = setTimeout(left > 0 ? next : () => entry.giveUp(waiter), step);
+      };
+      next();
+      waiter.onSettle(() => clearTimeout(timer));
+    }
     if (signal !== undefined) {
       const onAbort = (): void => entry.giveUp(waiter, new LockAbortedError(options.lockPath, options.target, 'the signal was aborted', signal.reason));
       signal.addEventListener('abort', onAbort, { once: true });
@@ -183,24 +199,36 @@ export function heldLocksOf(family: unknown): HeldLockInfo[] {
 }
 
 /**
- * releaseAll() of one backend family: fails every pending acquire with LockAbortedError
- * and releases every hold. Resolves, once the backend has let go of them, to the number
- * of holds released.
+ * releaseAll() of one backend family: every acquire pending when it starts rejects with
+ * LockAbortedError, nothing is granted while it runs, and every hold that existed when it
+ * was called is released. Resolves, once the backend has let go of them, to their number.
  */
 export function releaseAllOf(family: unknown): Promise<number> {
-  let released = 0;
+  const entries = entriesOf(family);
+  const holds: Hold[] = [];
+  for (const entry of entries) {
+    // Giving up a waiter would otherwise let the next one through, and then close it.
+    entry.suspended = true;
+    for (const hold of entry.holds) holds.push(hold);
+  }
   const pending: Promise<void>[] = [];
-  for (const entry of entriesOf(family)) {
-    for (const waiter of [...entry.queue]) {
-      entry.giveUp(waiter, new LockAbortedError(entry.lockPath, entry.target, 'releaseAll() was called'));
+  try {
+    for (const entry of entries) {
+      for (const waiter of [...entry.queue]) {
+        entry.giveUp(waiter, new LockAbortedError(waiter.options.lockPath, waiter.options.target, 'releaseAll() was called'));
+      }
     }
-    for (const hold of [...entry.holds]) {
-      if (!hold.release()) continue;
-      released++;
+    for (const hold of holds) {
+      hold.release();
       if (hold.releasing !== undefined) pending.push(hold.releasing);
     }
+  } finally {
+    for (const entry of entries) {
+      entry.suspended = false;
+      entry.pump();
+    }
   }
-  return pending.length === 0 ? Promise.resolve(released) : Promise.all(pending).then(() => released);
+  return pending.length === 0 ? Promise.resolve(holds.length) : Promise.all(pending).then(() => holds.length);
 }
 
 /**

@@ -10,8 +10,13 @@ import {
   tryLockSync,
 } from '../core/locks';
 import { holdOf, type SessionLock } from '../core/session-lock';
-import { fileBackend, inheritableDescriptor } from './backend';
-import { type AcquireOptions, resolveOptions } from './options';
+import { existingLockKey, fileBackend, inheritableDescriptor, lockKey } from './backend';
+import { type AcquireOptions, type ResolvedOptions, resolveOptions } from './options';
+
+/** The lock's identity, unless the signal already aborted (then nothing touches the file). */
+function keyOf(options: ResolvedOptions): string {
+  return options.signal?.aborted ? options.lockPath : lockKey(options.lockPath, options.fileMode);
+}
 
 export type { HeldLockInfo };
 
@@ -38,7 +43,7 @@ export type { HeldLockInfo };
 export function acquire(target: string, options?: AcquireOptions): Promise<SessionLock> {
   try {
     const resolved = resolveOptions(target, options);
-    return acquireLock(fileBackend, resolved.lockPath, resolved, captureCallSite(acquire));
+    return acquireLock(fileBackend, keyOf(resolved), resolved, captureCallSite(acquire));
   } catch (error) {
     return Promise.reject(error);
   }
@@ -51,7 +56,7 @@ export function acquire(target: string, options?: AcquireOptions): Promise<Sessi
  */
 export function tryAcquireSync(target: string, options?: AcquireOptions): SessionLock | null {
   const resolved = resolveOptions(target, options);
-  return tryLockSync(fileBackend, resolved.lockPath, resolved, captureCallSite(tryAcquireSync));
+  return tryLockSync(fileBackend, keyOf(resolved), resolved, captureCallSite(tryAcquireSync));
 }
 
 /** Promise form of tryAcquireSync(): one attempt, never waits. */
@@ -75,7 +80,8 @@ export async function withLock<T>(
 ): Promise<T> {
   if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
   const resolved = resolveOptions(target, options);
-  return runLocked(resolved.lockPath, acquireLock(fileBackend, resolved.lockPath, resolved, captureCallSite(withLock)), fn);
+  const key = keyOf(resolved);
+  return runLocked(key, acquireLock(fileBackend, key, resolved, captureCallSite(withLock)), fn);
 }
 
 /** The locks this process holds now, with where each was acquired. */
@@ -99,7 +105,8 @@ export function releaseAll(): Promise<number> {
  * acquire inside withLock), or null when this process holds none.
  */
 export function joinHeld(lockPath: string): SessionLock | null {
-  return joinHeldLock(lockPath);
+  const key = existingLockKey(lockPath);
+  return key === null ? null : joinHeldLock(key);
 }
 
 /** @internal for the CLI's `run`: the lock's descriptor, made inheritable by children or not. */

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { GRANTED, type LockBackend, RETRY } from '../core/backend';
 import type { HolderInfo } from '../core/errors';
@@ -20,9 +21,9 @@ const hostname = os.hostname();
  * another descriptor holds it (the descriptor stays open for the wait). Opens the lock
  * file if needed, and after locking re-checks that the path still names the locked file.
  */
-function trySync(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): boolean {
-  const { lockPath } = entry;
+function trySync(_entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): boolean {
   const options = waiter.options as ResolvedOptions;
+  const { lockPath } = options;
   for (let reopens = 0; ; reopens++) {
     if (waiter.handle === null) {
       const opened = binding.open(lockPath, options.fileMode, true);
@@ -32,7 +33,7 @@ function trySync(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): 
     const code = binding.tryLock(waiter.handle, options.shared);
     if (code === binding.WOULD_BLOCK) return false;
     if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', lockPath));
-    if (stillNamed(entry, waiter)) return true;
+    if (stillNamed(waiter)) return true;
     if (reopens >= MAX_REOPENS) throw lockFailure(binding.REPLACED, 'open', lockPath);
   }
 }
@@ -52,31 +53,33 @@ function closing(waiter: Waiter<NativeHandle>, error: Error): Error {
  * After locking: does the path still name the locked file? If it was
  * unlinked or replaced, the lock protects nothing; close and reopen.
  */
-function stillNamed(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): boolean {
-  const code = binding.sameFile(waiter.handle as NativeHandle, entry.lockPath);
+function stillNamed(waiter: Waiter<NativeHandle>): boolean {
+  const { lockPath } = waiter.options;
+  const code = binding.sameFile(waiter.handle as NativeHandle, lockPath);
   if (code === 0) return true;
   closeHandle(waiter);
-  if (code !== binding.REPLACED) throw lockFailure(code, 'stat', entry.lockPath);
-  debug('%s was replaced while locking; reopening', entry.lockPath);
+  if (code !== binding.REPLACED) throw lockFailure(code, 'stat', lockPath);
+  debug('%s was replaced while locking; reopening', lockPath);
   return false;
 }
 
 function startWait(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): void {
   const handle = waiter.handle as NativeHandle;
-  const code = binding.waitLock(handle, waiter.options.shared, entry.lockPath, (result) => {
+  const { lockPath, shared } = waiter.options;
+  const code = binding.waitLock(handle, shared, lockPath, (result) => {
     if (result === 0) return entry.waitSettled(handle, GRANTED);
     // Closing lets go of a grant on a replaced file (and of a late grant after a cancel).
     binding.close(handle);
-    entry.waitSettled(handle, result === binding.REPLACED ? RETRY : lockFailure(result, 'flock', entry.lockPath));
+    entry.waitSettled(handle, result === binding.REPLACED ? RETRY : lockFailure(result, 'flock', lockPath));
   });
-  if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', entry.lockPath));
+  if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', lockPath));
 }
 
 function release(hold: Hold<NativeHandle>): void {
-  const { entry } = hold;
-  if (typeof hold.data === 'string') removeRecord(recordPathFor(entry.lockPath), hold.data, hold.shared);
+  const { lockPath } = hold.options;
+  if (typeof hold.data === 'string') removeRecord(recordPathFor(lockPath), hold.data, hold.shared);
   const code = binding.close(hold.handle);
-  if (code !== 0) debug('closing %s reported %s', entry.lockPath, binding.errorName(code) ?? code);
+  if (code !== 0) debug('closing %s reported %s', lockPath, binding.errorName(code) ?? code);
 }
 
 /** Writes the holder record once, while held (diagnostics only; failures are logged). */
@@ -85,7 +88,7 @@ function granted(hold: Hold<NativeHandle>): void {
   if (!options.record || hold.data !== undefined) return;
   const nonce = newNonce();
   hold.data = nonce;
-  writeRecord(recordPathFor(hold.entry.lockPath), makeRecord(options.owner, options.shared, hold.acquiredAt, nonce), options.fileMode);
+  writeRecord(recordPathFor(options.lockPath), makeRecord(options.owner, options.shared, hold.acquiredAt, nonce), options.fileMode);
 }
 
 /** Who holds the lock, from the holder record (diagnostics only). */
@@ -123,6 +126,46 @@ export const fileBackend: LockBackend<NativeHandle> = {
   granted,
   describeHolder,
 };
+
+/**
+ * The identity of the file at `lockPath` as a registry key ("dev:ino" of the lock file
+ * itself, never of a symlink's target): every path that names one lock file (a symlinked
+ * folder, `..`, a hard link) is one lock in this process. undefined when there is no
+ * such file; null when it cannot tell (an error the acquire itself will report, or a
+ * filesystem without inode numbers).
+ */
+function identity(lockPath: string): string | null | undefined {
+  let stats: fs.BigIntStats | undefined;
+  try {
+    stats = fs.lstatSync(lockPath, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    return null;
+  }
+  if (stats === undefined) return undefined;
+  return stats.ino === 0n ? null : `${stats.dev}:${stats.ino}`;
+}
+
+/**
+ * The registry key of the lock at `lockPath`, creating the lock file first if it is
+ * missing (an acquire creates it anyway; a file's identity needs the file). Falls back to
+ * the path when the identity cannot be told; the attempt then reports any error.
+ */
+export function lockKey(lockPath: string, fileMode: number): string {
+  let key = identity(lockPath);
+  if (key === undefined) {
+    const opened = binding.open(lockPath, fileMode, true);
+    if (typeof opened === 'number') throw lockFailure(opened, 'open', lockPath);
+    binding.close(opened);
+    key = identity(lockPath);
+  }
+  return key ?? lockPath;
+}
+
+/** The registry key of an existing lock file, without creating it (null when there is none). */
+export function existingLockKey(lockPath: string): string | null {
+  const key = identity(lockPath);
+  return key === undefined ? null : (key ?? lockPath);
+}
 
 /** For `session-flock run`: the hold's OS descriptor, made inheritable by children or not. */
 export function inheritableDescriptor(hold: Hold, inheritable: boolean): number {

@@ -14,6 +14,7 @@ import {
 } from './proc-locks';
 import { type HolderRecord, readRecordDetailed, recordPathFor } from './record';
 import { registry } from '../core/registry';
+import { existingLockKey } from './backend';
 import { binding } from './binding';
 import { pidAlive } from '../core/process-alive';
 
@@ -105,7 +106,8 @@ function recordLocal(record: HolderRecord): boolean {
 
 /** This process's own hold of `lockPath`, from the shared registry. */
 function ownHold(lockPath: string): { acquiredAt: number; owner: string | null; mode: LockMode; waiters: number } | null {
-  const entry = registry.entries.get(lockPath);
+  const key = existingLockKey(lockPath);
+  const entry = key === null ? undefined : registry.entries.get(key);
   if (entry === undefined) return null;
   for (const hold of entry.holds) {
     if (!hold.released) return { acquiredAt: hold.acquiredAt, owner: hold.options.owner, mode: hold.mode, waiters: entry.waiters };

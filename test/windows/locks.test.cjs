@@ -8,6 +8,15 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
 const { lib, startHolder, tempDir, sleep } = require('./helpers.cjs');
+const binding = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'file', 'binding.js')).binding;
+
+async function waitUntil(check, what, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
 const { acquire, tryAcquire, withLock, heldLocks, LockTimeoutError, LockAbortedError } = lib;
 
 const isWindows = process.platform === 'win32';
@@ -43,7 +52,13 @@ test('exclusive conflict across processes', async () => {
   assert.equal(await tryAcquire(t), null);
   assert.equal(await tryAcquire(t, { shared: true }), null);
   await assert.rejects(acquire(t, { timeoutMs: 250 }), LockTimeoutError);
+  // The given-up wait drains (on POSIX it stays parked in flock()); it blocks nothing
+  // compatible, but against an exclusive holder a shared try still fails.
+  assert.equal(await tryAcquire(t, { shared: true }), null, 'the child still holds it exclusively');
   await h.call({ op: 'release' });
+  // The drained wait is granted on its own thread and let go at once; until it has
+  // reported, its grant may briefly hold the lock, so wait for that, not for a time.
+  await waitUntil(() => binding.waitsInFlight() === 0, 'the given-up wait to drain');
   const lock = await tryAcquire(t);
   assert.ok(lock, 'free after the holder released');
   const r = await h.call({ op: 'try', target: t });
