@@ -164,15 +164,17 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   if (operands.length === 0) throw new UsageError('run needs a target and a command: run [options] <target> <command> [<argument>...]', 'run');
   const [argument, ...rest] = operands;
   if (argument === '') throw new UsageError('the target is an empty string', 'run');
-  // `run <target> -- <cmd>` (this CLI's first form) still works; flock(1) would run "--".
-  if (rest[0] === '--') rest.shift();
-  else if (rest[0] === '-c' || rest[0] === '--command') {
+  let command: RunRequest['command'];
+  if (rest[0] === '-c' || rest[0] === '--command') {
     if (rest.length !== 2) throw new UsageError(`${rest[0]} requires exactly one command argument`, 'run');
-    return { kind: 'run', ...lockOfArgument(argument), shared, timeoutMs: nonblock ? 0 : timeoutMs, conflictExitCode, close, owner, verbose, command: { file: rest[1], args: [], shell: true } };
+    command = { file: rest[1], args: [], shell: true };
+  } else {
+    // `run <target> -- <cmd>` (this CLI's first form) still works; flock(1) would run "--".
+    if (rest[0] === '--') rest.shift();
+    if (rest.length === 0) throw new UsageError(`run needs a command after the target ${JSON.stringify(argument)}`, 'run');
+    command = { file: rest[0], args: rest.slice(1), shell: false };
   }
-  if (rest.length === 0) throw new UsageError(`run needs a command after the target ${JSON.stringify(argument)}`, 'run');
-  const [file, ...args] = rest;
-  return { kind: 'run', ...lockOfArgument(argument), shared, timeoutMs: nonblock ? 0 : timeoutMs, conflictExitCode, close, owner, verbose, command: { file, args, shell: false } };
+  return { kind: 'run', ...lockOfArgument(argument), shared, timeoutMs: nonblock ? 0 : timeoutMs, conflictExitCode, close, owner, verbose, command };
 }
 
 function say(message: string): void {
