@@ -412,6 +412,14 @@ if (runtime === 'deno') {
       assert.equal(readFileSync(counter, 'utf8'), '0');
       assert.equal(await nodeCanTake(counter), true, `without ${missing}: nothing left held`);
     }
+    // Whether it fails at import or at the first acquire (the package now reads the hostname
+    // and loads the addon as it loads), the error must be Deno's, naming the flag.
+    for (const missing of ['--allow-sys', '--allow-env', '--allow-ffi']) {
+      const r = await run([...denoRun, ...all.filter((f) => f !== missing), join(here, 'import-probe.mjs')]);
+      const said = r.stdout.trim();
+      assert.equal(r.code, 0, r.stderr);
+      if (said !== 'import ok') assert.match(said, new RegExp(`^import threw .*run again with the ${missing} flag`), `without ${missing}`);
+    }
     features.permissions = 'needed';
   });
 }
