@@ -12,3 +12,10 @@ export const channels = {
 
 /** NODE_DEBUG=session-flock */
 export const debug = util.debuglog('session-flock');
+// Bun's debuglog() has no `enabled` (undefined), which would silence every line guarded by it:
+// decide it from NODE_DEBUG as Node does (comma-separated names, `*` wildcards, any case).
+if (typeof debug.enabled !== 'boolean') {
+  const names = (process.env.NODE_DEBUG ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+  const pattern = (name: string) => new RegExp(`^${name.replace(/[|\\{}()[\]^$+?.]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i');
+  Object.defineProperty(debug, 'enabled', { value: names.some((name) => pattern(name).test('session-flock')) });
+}
