@@ -52,7 +52,8 @@ struct sf_mutex {
 /* The one place where the ways Windows says "someone else holds it" become one
  * code: ERROR_LOCK_VIOLATION from a fail-immediately request, or
  * ERROR_IO_PENDING if such a request is ever left pending. */
-static int sf_fold_error(DWORD err) {
+int sf_fold_os_error(int os_error) {
+  DWORD err = (DWORD)os_error;
   if (err == ERROR_LOCK_VIOLATION || err == ERROR_IO_PENDING) return SF_WOULD_BLOCK;
   if (err == ERROR_OPERATION_ABORTED) return SF_CANCELLED;
   if (err == ERROR_NOT_ENOUGH_MEMORY || err == ERROR_OUTOFMEMORY) return SF_NO_MEMORY;
@@ -60,7 +61,7 @@ static int sf_fold_error(DWORD err) {
 }
 
 static int sf_last_error(void) {
-  return sf_fold_error(GetLastError());
+  return sf_fold_os_error((int)GetLastError());
 }
 
 /* Wine (8.x, still in 9/10) answers an overlapped LockFileEx that has to wait
@@ -185,7 +186,7 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
                          attrs | FILE_FLAG_OVERLAPPED | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
   if (h == INVALID_HANDLE_VALUE) {
     DWORD err = GetLastError();
-    r = (err == ERROR_ACCESS_DENIED && sf_is_directory(w)) ? SF_WIN_EISDIR : sf_fold_error(err);
+    r = (err == ERROR_ACCESS_DENIED && sf_is_directory(w)) ? SF_WIN_EISDIR : sf_fold_os_error((int)err);
     sf_free_file(f);
     free(w);
     return r;
@@ -224,7 +225,7 @@ static int sf_lock_once(sf_file_t *f, int shared) {
     if (GetOverlappedResult(f->h, &ov, &n, TRUE)) return 0;
     err = GetLastError();
   }
-  return sf_fold_error(err);
+  return sf_fold_os_error((int)err);
 }
 
 static int sf_unlock_range(sf_file_t *f) {
@@ -233,7 +234,7 @@ static int sf_unlock_range(sf_file_t *f) {
   ResetEvent(f->try_event);
   if (UnlockFileEx(f->h, 0, SF_RANGE_LENGTH, 0, &ov)) return 0;
   DWORD err = GetLastError();
-  return err == ERROR_NOT_LOCKED ? 0 : sf_fold_error(err);
+  return err == ERROR_NOT_LOCKED ? 0 : sf_fold_os_error((int)err);
 }
 
 /* Relocking in another mode lets go first (not atomic, as with flock(2)):
@@ -371,7 +372,7 @@ int sf_same_file(sf_file_t *f, const char *path) {
     if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) return SF_REPLACED;
     /* Opening a name whose file is delete-pending is refused: look again. */
     if (err == ERROR_ACCESS_DENIED && sf_is_unlinked(f->h, &gone) == 0 && gone) return SF_REPLACED;
-    return sf_fold_error(err);
+    return sf_fold_os_error((int)err);
   }
   ULONGLONG held_volume = 0, named_volume = 0;
   BYTE held_id[16], named_id[16];
@@ -475,6 +476,19 @@ int sf_error_errno(int code) {
   if (code <= SF_WOULD_BLOCK) return 0;
   if (code == SF_WIN_EISDIR) return ERROR_ACCESS_DENIED;
   return -code;
+}
+
+/* Pinning rather than joining the threads at env teardown: a wait thread can
+ * stay in LockFileEx until the lock is granted (a cancel may not interrupt
+ * it), so it may outlive every env that loaded the addon. A module pinned by
+ * GetModuleHandleExW stays loaded until the process ends, whatever
+ * FreeLibrary calls follow. */
+int sf_pin_module(void) {
+  static const char anchor = 0; /* an address inside this module */
+  HMODULE self = NULL;
+  if (!GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN, (LPCWSTR)&anchor, &self))
+    return sf_last_error();
+  return 0;
 }
 
 sf_mutex_t *sf_mutex_new(void) {
