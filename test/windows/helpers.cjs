@@ -98,7 +98,7 @@ function suiteSetup(test, prefix) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // The raw addon this process loaded (the same module the library uses).
-const { binding } = require(path.join(root, 'dist', 'cjs', 'registry.js')).registry;
+const binding = require(path.join(root, 'dist', 'cjs', 'file', 'binding.js')).loadBinding();
 
 /**
  * Resolves once this process has no kernel wait in flight. A wait given up
