@@ -30,7 +30,7 @@
     if ((call) != napi_ok) napi_fatal_error(#call, NAPI_AUTO_LENGTH, "", 0); \
   } while (0)
 
-static napi_value napi_failed(napi_env env, napi_status status, const char *call) {
+static napi_value failed_call(napi_env env, napi_status status, const char *call) {
   if (status != napi_pending_exception && status != napi_cannot_run_js) {
     bool pending = true;
     if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
@@ -46,11 +46,11 @@ static napi_value napi_failed(napi_env env, napi_status status, const char *call
     napi_status status_ = (call);                               \
     if (status_ != napi_ok) {                                   \
       undo;                                                     \
-      return napi_failed(env, status_, "Node-API call failed: " #call); \
+      return failed_call(env, status_, "Node-API call failed: " #call); \
     }                                                           \
   } while (0)
 
-/* Arguments come checked from src/binding.ts: a mismatch is a bug there. */
+/* Arguments come checked from src/file/binding.ts' callers: a mismatch is a bug there. */
 #define ASSERT(cond)                                                             \
   do {                                                                           \
     if (!(cond)) {                                                               \

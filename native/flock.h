@@ -36,11 +36,13 @@ int sf_try_lock(sf_file_t *f, int shared);
 int sf_wait_lock(sf_file_t *f, int shared);
 
 /* Asks a blocked sf_wait_lock() on `f` to return SF_CANCELLED. Returns 0 when
- * the wait was (or, not started yet, will be) interrupted; SF_WOULD_BLOCK when
- * it cannot be: POSIX flock() never can, and Windows' CancelSynchronousIo can
- * miss (under Wine it never interrupts). The wait then ends only when the lock
- * is granted, and the caller must release that late grant. Safe from any
- * thread: it touches the waiting thread, never the descriptor. */
+ * the request reached the wait (a wait not started yet returns SF_CANCELLED;
+ * one that was interrupted may still report a grant that won the race);
+ * SF_WOULD_BLOCK when it cannot interrupt it: POSIX flock() never can, and
+ * Windows' CancelSynchronousIo can miss (under Wine it never interrupts). The
+ * wait then ends only when the lock is granted, and the caller must release
+ * that late grant. Safe from any thread: it touches the waiting thread, never
+ * the descriptor. */
 int sf_cancel_wait(sf_file_t *f);
 
 int sf_unlock(sf_file_t *f);
