@@ -9,6 +9,7 @@
           "msvs_settings": {"VCCLCompilerTool": {"WarningLevel": 4, "WarnAsError": "true"}}
         }, {
           "sources": ["native/flock_posix.c"],
+          "libraries": ["-ldl"],
           "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror"],
           "xcode_settings": {"OTHER_CFLAGS": ["-std=c11", "-Wall", "-Wextra", "-Werror"]}
         }]

@@ -8,11 +8,49 @@
 
 #include "flock.h"
 
-#define CHECK(call)                                                        \
+/* When a Node-API call fails.
+ *
+ * While an env is being torn down (a worker terminated in the middle of an
+ * addon call, or between two), every call that may run JavaScript or touch
+ * objects (napi_wrap, napi_unwrap, napi_type_tag_object,
+ * napi_check_object_type_tag, napi_create_function, napi_set_named_property,
+ * napi_call_function, napi_create_threadsafe_function, ...) fails as a matter
+ * of course with napi_pending_exception or napi_cannot_run_js. So a failure
+ * returns to JavaScript: NAPI_TRY undoes what the function had done so far
+ * and returns NULL, with the pending exception if there is one (what
+ * JavaScript then sees, if any JavaScript still runs), else with an Error
+ * naming the call.
+ *
+ * Only the calls in NAPI_BUG abort: napi_get_cb_info, napi_get_undefined,
+ * napi_create_int32, napi_create_double and napi_unref_threadsafe_function.
+ * They never run JavaScript and only check that their arguments are not
+ * NULL, so a failure of one of them can only be a bug in this file. */
+#define NAPI_BUG(call)                                                     \
   do {                                                                     \
     if ((call) != napi_ok) napi_fatal_error(#call, NAPI_AUTO_LENGTH, "", 0); \
   } while (0)
 
+static napi_value failed_call(napi_env env, napi_status status, const char *call) {
+  if (status != napi_pending_exception && status != napi_cannot_run_js) {
+    bool pending = true;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && !pending) {
+      napi_throw_error(env, "ERR_SESSION_FLOCK_NODE_API", call);
+    }
+  }
+  return NULL;
+}
+
+/* Evaluates `call`; on failure runs `undo` and returns to JavaScript. */
+#define NAPI_TRY(call, undo)                                    \
+  do {                                                          \
+    napi_status status_ = (call);                               \
+    if (status_ != napi_ok) {                                   \
+      undo;                                                     \
+      return failed_call(env, status_, "Node-API call failed: " #call); \
+    }                                                           \
+  } while (0)
+
+/* Arguments come checked from src/file/binding.ts' callers: a mismatch is a bug there. */
 #define ASSERT(cond)                                                             \
   do {                                                                           \
     if (!(cond)) {                                                               \
@@ -29,11 +67,18 @@ typedef struct {
   int waits_in_flight;
 } instance_t;
 
+/* While `waiting` is set, only the wait thread touches `file`: every entry
+ * point below goes through file_if_idle(), which refuses (tryLock says
+ * WOULD_BLOCK, unlock does nothing, close is handed to the wait thread), and
+ * only sf_cancel_wait(), which touches the waiting thread and not the
+ * descriptor, is called meanwhile. Windows needs this: it serializes all I/O
+ * on a synchronous handle, so any other call on it would block until the
+ * wait ends (Wine does not, so no test there would notice). */
 struct handle {
   sf_mutex_t *mu;         /* guards everything below against the wait thread */
   sf_file_t *file;        /* NULL once closed */
   int refs;               /* the JS object, plus one per wait not yet finished */
-  int waiting;            /* a wait thread is inside sf_wait_lock() */
+  int waiting;            /* a wait thread owns `file` (in or about to be in sf_wait_lock()) */
   int cancelled;          /* give up the current wait; a late grant is unlocked at once */
   int close_when_done;    /* close() came during a wait: the wait thread closes */
   instance_t *inst;       /* NULL once the env is gone or the handle left its list */
@@ -110,35 +155,38 @@ static void env_cleanup(void *arg) {
   free(inst);
 }
 
-static handle_t *unwrap_handle(napi_env env, napi_value value) {
-  bool tagged = false;
-  void *data = NULL;
-  if (napi_check_object_type_tag(env, value, &handle_tag, &tagged) != napi_ok || !tagged) return NULL;
-  CHECK(napi_unwrap(env, value, &data));
-  return data;
+/* The file of an open handle that no wait owns, or NULL with the code to return. */
+static sf_file_t *file_if_idle(handle_t *h, int *code) {
+  if (h->file == NULL) *code = SF_CANCELLED;
+  else if (h->waiting) *code = SF_WOULD_BLOCK;
+  else return h->file;
+  return NULL;
 }
 
 static napi_value make_int(napi_env env, int value) {
   napi_value result;
-  CHECK(napi_create_int32(env, value, &result));
+  NAPI_BUG(napi_create_int32(env, value, &result));
   return result;
 }
 
-/* Reads up to `max` arguments; `cb_data` receives the instance. */
+/* Reads up to `max` arguments; `inst` receives the instance. */
 static size_t get_args(napi_env env, napi_callback_info info, size_t max, napi_value *argv, instance_t **inst) {
   size_t argc = max;
   void *data = NULL;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, &data));
+  NAPI_BUG(napi_get_cb_info(env, info, &argc, argv, NULL, &data));
   if (inst != NULL) *inst = data;
   return argc;
 }
 
+/* A malloc'd UTF-8 copy of a JS string; NULL when it is not one or out of memory. */
 static char *get_utf8(napi_env env, napi_value value) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
   char *s = malloc(len + 1);
-  if (s == NULL) return NULL;
-  CHECK(napi_get_value_string_utf8(env, value, s, len + 1, &len));
+  if (s != NULL && napi_get_value_string_utf8(env, value, s, len + 1, &len) != napi_ok) {
+    free(s);
+    s = NULL;
+  }
   return s;
 }
 
@@ -152,7 +200,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   ASSERT(napi_get_value_int32(env, argv[1], &mode) == napi_ok);
   ASSERT(napi_get_value_bool(env, argv[2], &create) == napi_ok);
   char *path = get_utf8(env, argv[0]);
-  ASSERT(path != NULL);
+  if (path == NULL) return make_int(env, SF_NO_MEMORY);
 
   sf_file_t *file = NULL;
   int r = sf_open(path, mode, create ? SF_OPEN_CREATE : 0, &file);
@@ -174,16 +222,27 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (h->next != NULL) h->next->prev = h;
   inst->open_handles = h;
 
+  /* Until napi_wrap succeeds the object does not own h: undo by hand. */
   napi_value obj;
-  CHECK(napi_create_object(env, &obj));
-  CHECK(napi_type_tag_object(env, obj, &handle_tag));
-  CHECK(napi_wrap(env, obj, h, handle_finalize, NULL, NULL));
+#define UNDO_OPEN (list_remove(h), sf_close(h->file), handle_free(h))
+  NAPI_TRY(napi_create_object(env, &obj), UNDO_OPEN);
+  NAPI_TRY(napi_type_tag_object(env, obj, &handle_tag), UNDO_OPEN);
+  NAPI_TRY(napi_wrap(env, obj, h, handle_finalize, NULL, NULL), UNDO_OPEN);
+#undef UNDO_OPEN
   return obj;
 }
 
-#define HANDLE_ARG(index)                    \
-  handle_t *h = unwrap_handle(env, argv[index]); \
-  ASSERT(h != NULL)
+/* handle_t *h from argv[index]: a tagged object this file wrapped. */
+#define HANDLE_ARG(index)                                                        \
+  handle_t *h = NULL;                                                            \
+  do {                                                                           \
+    bool tagged_ = false;                                                        \
+    void *data_ = NULL;                                                          \
+    NAPI_TRY(napi_check_object_type_tag(env, argv[index], &handle_tag, &tagged_), (void)0); \
+    ASSERT(tagged_);                                                             \
+    NAPI_TRY(napi_unwrap(env, argv[index], &data_), (void)0);                    \
+    h = data_;                                                                   \
+  } while (0)
 
 /* tryLock(h, shared: boolean): 0 | WOULD_BLOCK | negative code */
 static napi_value js_try_lock(napi_env env, napi_callback_info info) {
@@ -193,7 +252,9 @@ static napi_value js_try_lock(napi_env env, napi_callback_info info) {
   bool shared = false;
   ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
   sf_mutex_lock(h->mu);
-  int r = h->file == NULL ? SF_CANCELLED : h->waiting ? SF_WOULD_BLOCK : sf_try_lock(h->file, shared);
+  int r;
+  sf_file_t *file = file_if_idle(h, &r);
+  if (file != NULL) r = sf_try_lock(file, shared);
   sf_mutex_unlock(h->mu);
   return make_int(env, r);
 }
@@ -219,8 +280,12 @@ static void wait_release(wait_t *w) {
 static void wait_thread(void *arg) {
   wait_t *w = arg;
   handle_t *h = w->h;
-  /* h->file cannot change while h->waiting is set: close is deferred to us. */
-  int r = sf_wait_lock(h->file, w->shared);
+  /* h->file cannot change while h->waiting is set: close is deferred to us.
+   * A wait given up before this thread got here is not started at all. */
+  sf_mutex_lock(h->mu);
+  int given_up = h->cancelled;
+  sf_mutex_unlock(h->mu);
+  int r = given_up ? SF_CANCELLED : sf_wait_lock(h->file, w->shared);
 
   /* The identity check runs here, off the event loop, while the lock is held:
    * 0 then means granted on the file the path still names. On any other code
@@ -252,8 +317,10 @@ static void wait_deliver(napi_env env, napi_value callback, void *context, void 
   if (env == NULL) return;
   ((instance_t *)context)->waits_in_flight--;
   napi_value undefined, argv[1];
-  CHECK(napi_get_undefined(env, &undefined));
+  NAPI_BUG(napi_get_undefined(env, &undefined));
   argv[0] = make_int(env, (int)(intptr_t)data);
+  /* Fails only when no JavaScript can run any more: the env's cleanup hook
+   * then closes the descriptor, and nothing is left to tell. */
   napi_call_function(env, undefined, callback, 1, argv, NULL);
 }
 
@@ -280,7 +347,8 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
   ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
 
   sf_mutex_lock(h->mu);
-  int busy = h->file == NULL ? SF_CANCELLED : h->waiting ? SF_WOULD_BLOCK : 0;
+  int busy = 0;
+  file_if_idle(h, &busy);
   sf_mutex_unlock(h->mu);
   if (busy != 0) return make_int(env, busy);
 
@@ -295,10 +363,14 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
   w->shared = shared;
   w->refs = 2;
   napi_value name;
-  CHECK(napi_create_string_utf8(env, "session-flock:wait", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, w, wait_tsfn_finalize, inst,
-                                        wait_deliver, &w->tsfn));
-  CHECK(napi_unref_threadsafe_function(env, w->tsfn));
+#define UNDO_WAIT (free(w->path), free(w))
+  NAPI_TRY(napi_create_string_utf8(env, "session-flock:wait", NAPI_AUTO_LENGTH, &name), UNDO_WAIT);
+  NAPI_TRY(napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, w, wait_tsfn_finalize, inst,
+                                           wait_deliver, &w->tsfn),
+           UNDO_WAIT);
+#undef UNDO_WAIT
+  /* From here the tsfn finalizer owns one reference to w. */
+  NAPI_BUG(napi_unref_threadsafe_function(env, w->tsfn));
   inst->waits_in_flight++;
 
   sf_mutex_lock(h->mu);
@@ -312,8 +384,10 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
     h->waiting = 0;
     sf_mutex_unlock(h->mu);
     inst->waits_in_flight--;
+    napi_threadsafe_function tsfn = w->tsfn;
     wait_release(w); /* the thread's share; the tsfn finalizer drops the other */
-    CHECK(napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort));
+    /* Fails only if the env already closed the tsfn, which then finalizes anyway. */
+    napi_release_threadsafe_function(tsfn, napi_tsfn_abort);
   }
   return make_int(env, r);
 }
@@ -324,7 +398,9 @@ static napi_value js_unlock(napi_env env, napi_callback_info info) {
   ASSERT(get_args(env, info, 1, argv, NULL) == 1);
   HANDLE_ARG(0);
   sf_mutex_lock(h->mu);
-  int r = h->file == NULL || h->waiting ? 0 : sf_unlock(h->file);
+  int r;
+  sf_file_t *file = file_if_idle(h, &r);
+  r = file == NULL ? 0 : sf_unlock(file); /* a waiting handle holds nothing yet */
   sf_mutex_unlock(h->mu);
   return make_int(env, r);
 }
@@ -347,9 +423,11 @@ static napi_value js_same_file(napi_env env, napi_callback_info info) {
   ASSERT(get_args(env, info, 2, argv, NULL) == 2);
   HANDLE_ARG(0);
   char *path = get_utf8(env, argv[1]);
-  ASSERT(path != NULL);
+  if (path == NULL) return make_int(env, SF_NO_MEMORY);
   sf_mutex_lock(h->mu);
-  int r = h->file == NULL ? SF_CANCELLED : sf_same_file(h->file, path);
+  int r;
+  sf_file_t *file = file_if_idle(h, &r);
+  if (file != NULL) r = sf_same_file(file, path);
   sf_mutex_unlock(h->mu);
   free(path);
   return make_int(env, r);
@@ -363,11 +441,13 @@ static napi_value js_set_inheritable(napi_env env, napi_callback_info info) {
   bool inheritable = false;
   ASSERT(napi_get_value_bool(env, argv[1], &inheritable) == napi_ok);
   sf_mutex_lock(h->mu);
-  int r = h->file == NULL ? SF_CANCELLED : sf_set_inheritable(h->file, inheritable);
-  double fd = r == 0 ? (double)sf_native_handle(h->file) : r;
+  int r;
+  sf_file_t *file = file_if_idle(h, &r);
+  if (file != NULL) r = sf_set_inheritable(file, inheritable);
+  double fd = r == 0 ? (double)sf_native_handle(file) : r;
   sf_mutex_unlock(h->mu);
   napi_value result;
-  CHECK(napi_create_double(env, fd, &result));
+  NAPI_BUG(napi_create_double(env, fd, &result));
   return result;
 }
 
@@ -379,8 +459,8 @@ static napi_value js_error_name(napi_env env, napi_callback_info info) {
   ASSERT(napi_get_value_int32(env, argv[0], &code) == napi_ok);
   const char *name = sf_error_name(code);
   napi_value result;
-  if (name == NULL) CHECK(napi_get_undefined(env, &result));
-  else CHECK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result));
+  if (name == NULL) NAPI_BUG(napi_get_undefined(env, &result));
+  else NAPI_TRY(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result), (void)0);
   return result;
 }
 
@@ -401,12 +481,18 @@ static napi_value js_waits_in_flight(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  /* Before any wait thread can exist: see sf_pin_module() in the platform file. */
+  if (sf_pin_module() != 0) {
+    napi_throw_error(env, "ERR_SESSION_FLOCK_PIN", "session-flock: cannot keep the addon loaded for its wait threads");
+    return NULL;
+  }
   instance_t *inst = calloc(1, sizeof *inst);
   if (inst == NULL) {
     napi_throw_error(env, "ENOMEM", "session-flock: out of memory");
     return NULL;
   }
-  CHECK(napi_add_env_cleanup_hook(env, env_cleanup, inst));
+  NAPI_TRY(napi_add_env_cleanup_hook(env, env_cleanup, inst), free(inst));
+  /* From here the cleanup hook frees inst, whatever fails below. */
 
   static const struct {
     const char *name;
@@ -425,8 +511,8 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;
-    CHECK(napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, inst, &fn));
-    CHECK(napi_set_named_property(env, exports, functions[i].name, fn));
+    NAPI_TRY(napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, inst, &fn), (void)0);
+    NAPI_TRY(napi_set_named_property(env, exports, functions[i].name, fn), (void)0);
   }
   static const struct {
     const char *name;
@@ -440,7 +526,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"INTERFACE_VERSION", 2},
   };
   for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
-    CHECK(napi_set_named_property(env, exports, constants[i].name, make_int(env, constants[i].value)));
+    NAPI_TRY(napi_set_named_property(env, exports, constants[i].name, make_int(env, constants[i].value)), (void)0);
   }
   return exports;
 }

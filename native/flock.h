@@ -36,8 +36,13 @@ int sf_try_lock(sf_file_t *f, int shared);
 int sf_wait_lock(sf_file_t *f, int shared);
 
 /* Asks a blocked sf_wait_lock() on `f` to return SF_CANCELLED. Returns 0 when
- * the request was made, SF_WOULD_BLOCK where the platform cannot interrupt a
- * wait (POSIX flock): the wait then ends only when the lock is granted. */
+ * the request reached the wait (a wait not started yet returns SF_CANCELLED;
+ * one that was interrupted may still report a grant that won the race);
+ * SF_WOULD_BLOCK when it cannot interrupt it: POSIX flock() never can, and
+ * Windows' CancelSynchronousIo can miss (under Wine it never interrupts). The
+ * wait then ends only when the lock is granted, and the caller must release
+ * that late grant. Safe from any thread: it touches the waiting thread, never
+ * the descriptor. */
 int sf_cancel_wait(sf_file_t *f);
 
 int sf_unlock(sf_file_t *f);
@@ -54,10 +59,22 @@ intptr_t sf_native_handle(sf_file_t *f);
 /* Makes the descriptor inheritable by children (1) or not (0). */
 int sf_set_inheritable(sf_file_t *f, int inheritable);
 
+/* The one place where an OS error number (errno, or GetLastError() on Windows)
+ * becomes a code of this header: every way of saying "someone else holds it"
+ * is SF_WOULD_BLOCK, an interrupted wait (Windows only) is SF_CANCELLED, the
+ * rest is the negated number. */
+int sf_fold_os_error(int os_error);
+
 /* "ENOENT"-style name of a negative code from this header, or NULL. */
 const char *sf_error_name(int code);
 /* The OS's own error number behind a code (errno or GetLastError()). */
 int sf_error_errno(int code);
+
+/* Keeps the code of this module (the addon) mapped for the rest of the
+ * process, whatever unloads it: its wait threads are process-wide and may
+ * outlive every env that loaded it (a parked flock() cannot be interrupted).
+ * Idempotent; 0 or a negative code. */
+int sf_pin_module(void);
 
 /* Threads and a mutex, so binding.c can run waits on threads it owns. */
 typedef struct sf_mutex sf_mutex_t;

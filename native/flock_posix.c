@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "flock.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,10 +22,57 @@ struct sf_mutex {
 };
 
 /* The one place where the ways an OS says "someone else holds it" become one code. */
-static int sf_fold_errno(int err) {
+int sf_fold_os_error(int err) {
   if (err == EWOULDBLOCK || err == EAGAIN || err == EACCES) return SF_WOULD_BLOCK;
   return -err;
 }
+
+/* open() refuses a socket with ENXIO (Linux) or EOPNOTSUPP (macOS), and a
+ * device without a driver with ENXIO: like a FIFO or a device, not a lock file. */
+static int sf_open_refused(const char *path, int err) {
+  struct stat st;
+  if ((err == ENXIO || err == EOPNOTSUPP) && lstat(path, &st) == 0 &&
+      (S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+    return SF_NOT_REGULAR;
+  return -err;
+}
+
+#ifdef __linux__
+#include <sys/vfs.h>
+
+/* Files of /proc, /sys and the kernel filesystems mounted below them say
+ * S_IFREG, but they are views of kernel state that a lock protects nothing
+ * in. statfs(2) f_type magic numbers (linux/magic.h). */
+static int sf_is_kernel_view(int fd) {
+  static const uint32_t kernel_filesystems[] = {
+      0x9fa0,     /* proc */
+      0x62656572, /* sysfs */
+      0x27e0eb,   /* cgroup */
+      0x63677270, /* cgroup2 */
+      0x64626720, /* debugfs */
+      0x74726163, /* tracefs */
+      0x73636673, /* securityfs */
+      0x6165676c, /* pstore */
+      0xcafe4a11, /* bpf */
+      0x62656570, /* configfs */
+      0xde5e81e4, /* efivarfs */
+      0x65735543, /* fusectl */
+      0x42494e4d, /* binfmt_misc */
+  };
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) return 0;
+  for (size_t i = 0; i < sizeof kernel_filesystems / sizeof kernel_filesystems[0]; i++) {
+    if ((uint32_t)fs.f_type == kernel_filesystems[i]) return 1;
+  }
+  return 0;
+}
+#else
+/* macOS and the BSDs have no such views among their regular files. */
+static int sf_is_kernel_view(int fd) {
+  (void)fd;
+  return 0;
+}
+#endif
 
 int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
   sf_file_t *f = malloc(sizeof *f);
@@ -36,12 +84,12 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
   if (fd < 0) {
     int err = errno;
     free(f);
-    return -err;
+    return sf_open_refused(path, err);
   }
   /* O_NONBLOCK only keeps open() of a FIFO from hanging; a FIFO or device is
    * still refused below, since locking one says nothing about a session file. */
   struct stat st;
-  int not_usable = fstat(fd, &st) != 0 ? -errno : (S_ISREG(st.st_mode) ? 0 : SF_NOT_REGULAR);
+  int not_usable = fstat(fd, &st) != 0 ? -errno : (S_ISREG(st.st_mode) && !sf_is_kernel_view(fd) ? 0 : SF_NOT_REGULAR);
   if (not_usable != 0) {
     close(fd);
     free(f);
@@ -59,7 +107,7 @@ static int sf_flock(int fd, int op) {
   do {
     r = flock(fd, op);
   } while (r != 0 && errno == EINTR && !(op & LOCK_NB));
-  return r == 0 ? 0 : sf_fold_errno(errno);
+  return r == 0 ? 0 : sf_fold_os_error(errno);
 }
 
 int sf_try_lock(sf_file_t *f, int shared) {
@@ -153,6 +201,30 @@ const char *sf_error_name(int code) {
 
 int sf_error_errno(int code) {
   return code <= SF_WOULD_BLOCK ? 0 : -code;
+}
+
+/* Pinning rather than joining the threads at env teardown: a thread parked in
+ * flock() cannot be interrupted, so it may outlive every env for as long as
+ * another process holds the lock. dladdr() finds the file this code was loaded
+ * from, and dlopen() of that already-loaded object (RTLD_NOLOAD) with
+ * RTLD_NODELETE makes a later dlclose() leave it mapped; the handle it returns
+ * is never closed, which holds a reference of its own. */
+static const char sf_module_anchor = 0; /* an address inside this module */
+static pthread_once_t sf_pin_once = PTHREAD_ONCE_INIT;
+static int sf_pin_result = 0;
+
+static void sf_pin_now(void) {
+  Dl_info info;
+  if (dladdr(&sf_module_anchor, &info) == 0 || info.dli_fname == NULL) {
+    sf_pin_result = -ENOENT;
+    return;
+  }
+  if (dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) == NULL) sf_pin_result = -ENOENT;
+}
+
+int sf_pin_module(void) {
+  pthread_once(&sf_pin_once, sf_pin_now);
+  return sf_pin_result;
 }
 
 sf_mutex_t *sf_mutex_new(void) {

@@ -5,9 +5,21 @@
  * exclusive, so Windows' mandatory byte-range locking never blocks reads or
  * writes of the file's real contents by other handles.
  *
- * Waits are overlapped LockFileEx requests on the file's own handle (locks
- * belong to a handle), ended by an event that sf_cancel_wait() sets: the
- * waiting thread then cancels its own request with CancelIoEx. */
+ * Handles are synchronous (no FILE_FLAG_OVERLAPPED), and a wait is one
+ * blocking LockFileEx on the addon's wait thread: the lock manager wakes it
+ * when the range is free, with no polling, on Windows and under Wine alike
+ * (Wine never queues an overlapped lock request: it answers STATUS_PENDING and
+ * never completes it). Giving up asks CancelSynchronousIo to interrupt that
+ * call; when it cannot (it may miss a call not yet in the kernel, and under
+ * Wine it never interrupts one), the wait ends at the grant, which the caller
+ * releases at once: the same contract as a parked flock() on POSIX.
+ *
+ * Windows serializes all I/O on a synchronous handle, so no other thread may
+ * use a handle while a wait is blocked on it (any unlock, query or close would
+ * block until the wait ends). Wine does not serialize, so this must hold by
+ * construction: binding.c never lets another thread touch a file while its
+ * wait runs (see file_if_idle() there), and sf_cancel_wait() touches the
+ * waiting thread, never the handle. */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
@@ -37,13 +49,19 @@
 
 struct sf_file {
   HANDLE h;
-  HANDLE wait_event;   /* OVERLAPPED event of the one wait in flight */
-  HANDLE try_event;    /* OVERLAPPED event of a try / unlock */
-  HANDLE cancel_event; /* set by sf_cancel_wait(); consumed by a wait */
-  OVERLAPPED wait_ov;  /* lives here: the request may outlive a stack frame */
   int held;            /* SF_HELD_*: what this handle holds, so that relocking
                           never stacks a second lock on the range */
+  SRWLOCK cancel_lock; /* the cancel section: guards the two fields below */
+  DWORD waiter;        /* id of the thread inside this file's blocking LockFileEx, or 0 */
+  int cancel_pending;  /* sf_cancel_wait() came: the current or next wait gives up */
 };
+
+/* How often sf_cancel_wait() asks CancelSynchronousIo before it leaves the
+ * wait to end at the grant. It misses (ERROR_NOT_FOUND) a call that has not
+ * reached the kernel yet, so it yields and asks again, as Microsoft's sample
+ * for cancelling synchronous I/O does; a few tries cover that window, and
+ * the caller's thread (the event loop) is never held for long. */
+#define SF_CANCEL_TRIES 4
 
 struct sf_mutex {
   SRWLOCK lock;
@@ -51,8 +69,11 @@ struct sf_mutex {
 
 /* The one place where the ways Windows says "someone else holds it" become one
  * code: ERROR_LOCK_VIOLATION from a fail-immediately request, or
- * ERROR_IO_PENDING if such a request is ever left pending. */
-static int sf_fold_error(DWORD err) {
+ * ERROR_IO_PENDING should a request ever be left pending. A blocking wait that
+ * CancelSynchronousIo interrupted fails with ERROR_OPERATION_ABORTED: the one
+ * outcome of a wait that only real Windows produces. */
+int sf_fold_os_error(int os_error) {
+  DWORD err = (DWORD)os_error;
   if (err == ERROR_LOCK_VIOLATION || err == ERROR_IO_PENDING) return SF_WOULD_BLOCK;
   if (err == ERROR_OPERATION_ABORTED) return SF_CANCELLED;
   if (err == ERROR_NOT_ENOUGH_MEMORY || err == ERROR_OUTOFMEMORY) return SF_NO_MEMORY;
@@ -60,22 +81,7 @@ static int sf_fold_error(DWORD err) {
 }
 
 static int sf_last_error(void) {
-  return sf_fold_error(GetLastError());
-}
-
-/* Wine (8.x, still in 9/10) answers an overlapped LockFileEx that has to wait
- * with STATUS_PENDING but never queues it ("Async I/O lock wait not
- * implemented" in ntdll's NtLockFile): the event never fires. Only for that
- * case a wait polls with fail-immediately requests instead. */
-static int sf_pending_lock_waits_are_queued(void) {
-  static volatile LONG answer = 0; /* 0 unknown, 1 yes, 2 no */
-  LONG a = answer;
-  if (a == 0) {
-    HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-    a = (ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL) ? 2 : 1;
-    InterlockedExchange(&answer, a);
-  }
-  return a == 1;
+  return sf_fold_os_error((int)GetLastError());
 }
 
 /* UTF-8 -> a wide path for CreateFileW; absolute paths of MAX_PATH or more get
@@ -127,13 +133,6 @@ static int sf_wide_path(const char *path, wchar_t **out) {
   return 0;
 }
 
-static void sf_free_file(sf_file_t *f) {
-  if (f->wait_event != NULL) CloseHandle(f->wait_event);
-  if (f->try_event != NULL) CloseHandle(f->try_event);
-  if (f->cancel_event != NULL) CloseHandle(f->cancel_event);
-  free(f);
-}
-
 /* Is `w` (which CreateFileW refused with ERROR_ACCESS_DENIED) a directory? */
 static int sf_is_directory(const wchar_t *w) {
   DWORD attrs = GetFileAttributesW(w);
@@ -163,15 +162,7 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
     return SF_NO_MEMORY;
   }
   f->h = INVALID_HANDLE_VALUE;
-  f->wait_event = CreateEventW(NULL, TRUE, FALSE, NULL);
-  f->try_event = CreateEventW(NULL, TRUE, FALSE, NULL);
-  f->cancel_event = CreateEventW(NULL, TRUE, FALSE, NULL);
-  if (f->wait_event == NULL || f->try_event == NULL || f->cancel_event == NULL) {
-    r = sf_last_error();
-    sf_free_file(f);
-    free(w);
-    return r;
-  }
+  InitializeSRWLock(&f->cancel_lock);
 
   SECURITY_ATTRIBUTES sa;
   sa.nLength = sizeof sa;
@@ -182,11 +173,11 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
   if ((flags & SF_OPEN_CREATE) && !(mode & 0200)) attrs = FILE_ATTRIBUTE_READONLY;
   HANDLE h = CreateFileW(w, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, &sa,
                          (flags & SF_OPEN_CREATE) ? OPEN_ALWAYS : OPEN_EXISTING,
-                         attrs | FILE_FLAG_OVERLAPPED | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+                         attrs | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
   if (h == INVALID_HANDLE_VALUE) {
     DWORD err = GetLastError();
-    r = (err == ERROR_ACCESS_DENIED && sf_is_directory(w)) ? SF_WIN_EISDIR : sf_fold_error(err);
-    sf_free_file(f);
+    r = (err == ERROR_ACCESS_DENIED && sf_is_directory(w)) ? SF_WIN_EISDIR : sf_fold_os_error((int)err);
+    free(f);
     free(w);
     return r;
   }
@@ -194,7 +185,7 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
   r = sf_check_regular(h);
   if (r != 0) {
     CloseHandle(h);
-    sf_free_file(f);
+    free(f);
     return r;
   }
   f->h = h;
@@ -202,38 +193,28 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
   return 0;
 }
 
-static void sf_range(OVERLAPPED *ov, HANDLE event) {
+/* On a synchronous handle the OVERLAPPED only says where the range starts. */
+static void sf_range(OVERLAPPED *ov) {
   memset(ov, 0, sizeof *ov);
   ov->Offset = SF_RANGE_OFFSET_LOW;
   ov->OffsetHigh = SF_RANGE_OFFSET_HIGH;
-  ov->hEvent = event;
 }
 
-/* One fail-immediately request; 0 when granted. */
-static int sf_lock_once(sf_file_t *f, int shared) {
+/* One LockFileEx: fail-immediately, or blocking until granted (or interrupted). */
+static int sf_lock_range(sf_file_t *f, int shared, DWORD extra_flags) {
   OVERLAPPED ov;
-  sf_range(&ov, f->try_event);
-  ResetEvent(f->try_event);
-  DWORD flags = LOCKFILE_FAIL_IMMEDIATELY | (shared ? 0 : LOCKFILE_EXCLUSIVE_LOCK);
+  sf_range(&ov);
+  DWORD flags = extra_flags | (shared ? 0 : LOCKFILE_EXCLUSIVE_LOCK);
   if (LockFileEx(f->h, flags, 0, SF_RANGE_LENGTH, 0, &ov)) return 0;
-  DWORD err = GetLastError();
-  if (err == ERROR_IO_PENDING) {
-    /* A fail-immediately request completes at once; collect its real result
-     * so that a grant is never left behind unnoticed. */
-    DWORD n;
-    if (GetOverlappedResult(f->h, &ov, &n, TRUE)) return 0;
-    err = GetLastError();
-  }
-  return sf_fold_error(err);
+  return sf_last_error();
 }
 
 static int sf_unlock_range(sf_file_t *f) {
   OVERLAPPED ov;
-  sf_range(&ov, f->try_event);
-  ResetEvent(f->try_event);
+  sf_range(&ov);
   if (UnlockFileEx(f->h, 0, SF_RANGE_LENGTH, 0, &ov)) return 0;
   DWORD err = GetLastError();
-  return err == ERROR_NOT_LOCKED ? 0 : sf_fold_error(err);
+  return err == ERROR_NOT_LOCKED ? 0 : sf_fold_os_error((int)err);
 }
 
 /* Relocking in another mode lets go first (not atomic, as with flock(2)):
@@ -245,84 +226,78 @@ static int sf_prepare_mode(sf_file_t *f, int want) {
   return r;
 }
 
+/* A cancel that found no wait to interrupt is spent by whatever comes next. */
+static void sf_forget_cancel(sf_file_t *f) {
+  AcquireSRWLockExclusive(&f->cancel_lock);
+  f->cancel_pending = 0;
+  ReleaseSRWLockExclusive(&f->cancel_lock);
+}
+
 int sf_try_lock(sf_file_t *f, int shared) {
   int want = shared ? SF_HELD_SHARED : SF_HELD_EXCLUSIVE;
-  ResetEvent(f->cancel_event); /* a cancel that missed its wait ends here */
+  sf_forget_cancel(f);
   if (f->held == want) return 0;
   int r = sf_prepare_mode(f, want);
   if (r != 0) return r;
-  r = sf_lock_once(f, shared);
+  r = sf_lock_range(f, shared, LOCKFILE_FAIL_IMMEDIATELY);
   if (r == 0) f->held = want;
   return r;
 }
 
-/* Wine only (see sf_pending_lock_waits_are_queued): retry fail-immediately
- * requests with a short backoff until granted or cancelled. */
-static int sf_wait_by_polling(sf_file_t *f, int shared) {
-  DWORD pause = 1;
-  for (;;) {
-    int r = sf_lock_once(f, shared);
-    if (r != SF_WOULD_BLOCK) return r;
-    DWORD w = WaitForSingleObject(f->cancel_event, pause);
-    if (w == WAIT_OBJECT_0) return SF_CANCELLED;
-    if (w != WAIT_TIMEOUT) return sf_last_error();
-    if (pause < 32) pause *= 2;
-  }
-}
-
-/* The overlapped request is in flight: wait for its grant or for a cancel. */
-static int sf_wait_pending(sf_file_t *f) {
-  HANDLE events[2] = {f->wait_event, f->cancel_event};
-  DWORD n;
-  DWORD w = WaitForMultipleObjects(2, events, FALSE, INFINITE);
-  if (w == WAIT_OBJECT_0 + 1) {
-    /* Cancelled: withdraw the request, then collect its final state. A grant
-     * that won the race is reported as such (0); the caller decides.
-     * If CancelIoEx cannot withdraw it, it stays queued: wait for the grant. */
-    CancelIoEx(f->h, &f->wait_ov);
-  } else if (w != WAIT_OBJECT_0) {
-    int r = sf_last_error();
-    CancelIoEx(f->h, &f->wait_ov);
-    GetOverlappedResult(f->h, &f->wait_ov, &n, TRUE);
-    return r;
-  }
-  if (GetOverlappedResult(f->h, &f->wait_ov, &n, TRUE)) return 0;
-  return sf_last_error(); /* ERROR_OPERATION_ABORTED -> SF_CANCELLED */
-}
-
 int sf_wait_lock(sf_file_t *f, int shared) {
   int want = shared ? SF_HELD_SHARED : SF_HELD_EXCLUSIVE;
-  int r;
-  /* A cancel made before this thread got here counts for this wait. */
-  if (WaitForSingleObject(f->cancel_event, 0) == WAIT_OBJECT_0) {
-    r = SF_CANCELLED;
-  } else if (f->held == want) {
-    r = 0;
-  } else if ((r = sf_prepare_mode(f, want)) == 0) {
-    sf_range(&f->wait_ov, f->wait_event);
-    ResetEvent(f->wait_event);
-    DWORD flags = shared ? 0 : LOCKFILE_EXCLUSIVE_LOCK;
-    if (LockFileEx(f->h, flags, 0, SF_RANGE_LENGTH, 0, &f->wait_ov)) {
-      r = 0;
-    } else if (GetLastError() != ERROR_IO_PENDING) {
-      r = sf_last_error();
-    } else if (sf_pending_lock_waits_are_queued()) {
-      r = sf_wait_pending(f);
-    } else {
-      r = sf_wait_by_polling(f, shared);
-    }
-    if (r == 0) f->held = want;
+  if (f->held == want) {
+    sf_forget_cancel(f);
+    return 0;
   }
-  ResetEvent(f->cancel_event);
+  int r = sf_prepare_mode(f, want);
+  if (r != 0) return r;
+
+  /* The cancel section: while `waiter` is set, this thread does no I/O but
+   * the LockFileEx below, so CancelSynchronousIo aimed at it can only ever
+   * interrupt that call. */
+  AcquireSRWLockExclusive(&f->cancel_lock);
+  int given_up = f->cancel_pending;
+  f->cancel_pending = 0;
+  if (!given_up) f->waiter = GetCurrentThreadId();
+  ReleaseSRWLockExclusive(&f->cancel_lock);
+  if (given_up) return SF_CANCELLED; /* a cancel made before this thread got here */
+
+  r = sf_lock_range(f, shared, 0); /* blocks; ERROR_OPERATION_ABORTED -> SF_CANCELLED */
+
+  AcquireSRWLockExclusive(&f->cancel_lock);
+  f->waiter = 0;
+  f->cancel_pending = 0; /* a cancel that lost the race to the grant is spent */
+  ReleaseSRWLockExclusive(&f->cancel_lock);
+  if (r == 0) f->held = want;
   return r;
 }
 
 int sf_cancel_wait(sf_file_t *f) {
-  return SetEvent(f->cancel_event) ? 0 : sf_last_error();
+  int r = 0;
+  AcquireSRWLockExclusive(&f->cancel_lock);
+  f->cancel_pending = 1;
+  if (f->waiter != 0) {
+    /* The waiter cannot leave its wait while we hold the section, so its id
+     * names a live thread that is in (or just before) that LockFileEx. */
+    r = SF_WOULD_BLOCK;
+    HANDLE thread = OpenThread(THREAD_TERMINATE, FALSE, f->waiter);
+    for (int i = 0; thread != NULL && i < SF_CANCEL_TRIES; i++) {
+      if (CancelSynchronousIo(thread)) {
+        r = 0;
+        break;
+      }
+      if (GetLastError() != ERROR_NOT_FOUND) break;
+      SwitchToThread();
+    }
+    if (thread != NULL) CloseHandle(thread);
+  }
+  ReleaseSRWLockExclusive(&f->cancel_lock);
+  return r;
 }
 
 int sf_unlock(sf_file_t *f) {
-  ResetEvent(f->cancel_event);
+  sf_forget_cancel(f);
   if (f->held == SF_HELD_NONE) return 0;
   int r = sf_unlock_range(f);
   if (r == 0) f->held = SF_HELD_NONE;
@@ -371,7 +346,7 @@ int sf_same_file(sf_file_t *f, const char *path) {
     if (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) return SF_REPLACED;
     /* Opening a name whose file is delete-pending is refused: look again. */
     if (err == ERROR_ACCESS_DENIED && sf_is_unlinked(f->h, &gone) == 0 && gone) return SF_REPLACED;
-    return sf_fold_error(err);
+    return sf_fold_os_error((int)err);
   }
   ULONGLONG held_volume = 0, named_volume = 0;
   BYTE held_id[16], named_id[16];
@@ -388,7 +363,7 @@ int sf_close(sf_file_t *f) {
    * after a while ("depends upon available system resources"): let go first. */
   if (f->held != SF_HELD_NONE) sf_unlock_range(f);
   int r = CloseHandle(f->h) ? 0 : sf_last_error();
-  sf_free_file(f);
+  free(f);
   return r;
 }
 
@@ -475,6 +450,19 @@ int sf_error_errno(int code) {
   if (code <= SF_WOULD_BLOCK) return 0;
   if (code == SF_WIN_EISDIR) return ERROR_ACCESS_DENIED;
   return -code;
+}
+
+/* Pinning rather than joining the threads at env teardown: a wait thread can
+ * stay in LockFileEx until the lock is granted (a cancel may not interrupt
+ * it), so it may outlive every env that loaded the addon. A module pinned by
+ * GetModuleHandleExW stays loaded until the process ends, whatever
+ * FreeLibrary calls follow. */
+int sf_pin_module(void) {
+  static const char anchor = 0; /* an address inside this module */
+  HMODULE self = NULL;
+  if (!GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN, (LPCWSTR)&anchor, &self))
+    return sf_last_error();
+  return 0;
 }
 
 sf_mutex_t *sf_mutex_new(void) {

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,6 +117,31 @@ static void test_errors(void) {
   CHECK_EQ(r, SF_NOT_REGULAR);
   CHECK_NAME(r, "EFTYPE");
   CHECK_EQ(sf_open("/dev/null", 0600, 0, &f), SF_NOT_REGULAR);
+  /* a socket: open() says ENXIO, but it is just another kind of not-a-file */
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  path_in_dir(p, "sock");
+  size_t len = strlen(p);
+  CHECK_TRUE(len < sizeof addr.sun_path);
+  memcpy(addr.sun_path, p, len < sizeof addr.sun_path ? len + 1 : 0);
+  int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK_TRUE(sock >= 0);
+  CHECK_EQ(bind(sock, (struct sockaddr *)&addr, sizeof addr), 0);
+  CHECK_EQ(sf_open(p, 0600, SF_OPEN_CREATE, &f), SF_NOT_REGULAR);
+  close(sock);
+#ifdef __linux__
+  /* kernel views that say S_IFREG: /proc (this process may write its own comm) and /sys */
+  CHECK_EQ(sf_open("/proc/self/comm", 0600, 0, &f), SF_NOT_REGULAR);
+  int sys_fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDWR);
+  if (sys_fd >= 0) {
+    close(sys_fd);
+    CHECK_EQ(sf_open("/sys/kernel/mm/transparent_hugepage/enabled", 0600, 0, &f), SF_NOT_REGULAR);
+  }
+#endif
+  /* the one place where "someone else holds it" is folded */
+  CHECK_EQ(sf_fold_os_error(EWOULDBLOCK), SF_WOULD_BLOCK);
+  CHECK_EQ(sf_fold_os_error(EAGAIN), SF_WOULD_BLOCK);
+  CHECK_EQ(sf_fold_os_error(EACCES), SF_WOULD_BLOCK);
+  CHECK_EQ(sf_fold_os_error(ENOLCK), -ENOLCK);
   CHECK_NAME(SF_WOULD_BLOCK, "EWOULDBLOCK");
   CHECK_NAME(SF_REPLACED, "ESTALE");
   CHECK_NAME(SF_CANCELLED, "ECANCELED");

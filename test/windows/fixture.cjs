@@ -6,6 +6,8 @@ const path = require('node:path');
 const lib = require(path.resolve(__dirname, '..', '..', 'dist', 'cjs', 'index.js'));
 
 const holds = [];
+let pending = null; // an acquire started by 'start-acquire', collected by 'granted'
+const now = () => process.hrtime.bigint(); // QueryPerformanceCounter: one clock for all processes
 
 async function handle(msg) {
   switch (msg.op) {
@@ -20,6 +22,24 @@ async function handle(msg) {
       if (msg.keep) holds.push(lock);
       else await lock.release();
       return { got: true };
+    }
+    case 'start-acquire': {
+      // Starts a wait and answers at once; 'granted' answers when it is granted.
+      pending = lib.acquire(msg.target, { shared: !!msg.shared, record: false, timeoutMs: msg.timeoutMs ?? 10_000 }).then((lock) => {
+        const grantedAt = now();
+        holds.push(lock);
+        return grantedAt;
+      });
+      pending.catch(() => {});
+      return {};
+    }
+    case 'granted':
+      return { grantedAt: String(await pending) };
+    case 'release-timed': {
+      // The moment the holder lets go, on the clock 'granted' uses.
+      const releasedAt = now();
+      for (const lock of holds.splice(0)) lock.releaseSync();
+      return { releasedAt: String(releasedAt) };
     }
     case 'release': {
       const n = holds.length;

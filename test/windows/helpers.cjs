@@ -71,6 +71,47 @@ function tempDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'sf-win-'));
 }
 
+/**
+ * What a suite file shares: fresh targets in its own temp folder, and holder
+ * children that are closed (and the folder removed) after the file's tests.
+ */
+function suiteSetup(test, prefix) {
+  const dir = tempDir();
+  const holders = [];
+  let n = 0;
+  test.after(async () => {
+    for (const h of holders) await h.close().catch(() => {});
+    await lib.releaseAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    dir,
+    target: () => path.join(dir, `${prefix}${++n}.jsonl`),
+    async holder() {
+      const h = await startHolder();
+      holders.push(h);
+      return h;
+    },
+  };
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-module.exports = { lib, root, startHolder, tempDir, sleep, nodeCommand };
+// The raw addon this process loaded (the same module the library uses).
+const binding = require(path.join(root, 'dist', 'cjs', 'file', 'binding.js')).loadBinding();
+
+/**
+ * Resolves once this process has no kernel wait in flight. A wait given up
+ * while blocked in LockFileEx goes on where the cancel cannot interrupt it
+ * (always under Wine) until it is granted, and lets go of that late grant at
+ * once; until then another process may still find the lock taken.
+ */
+async function waitsDrained(timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (binding.waitsInFlight() > 0) {
+    if (Date.now() > deadline) throw new Error(`${binding.waitsInFlight()} kernel wait(s) still in flight after ${timeoutMs}ms`);
+    await sleep(5);
+  }
+}
+
+module.exports = { lib, root, binding, startHolder, suiteSetup, tempDir, sleep, waitsDrained, nodeCommand };

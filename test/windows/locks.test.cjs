@@ -7,35 +7,11 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, execFileSync } = require('node:child_process');
-const { lib, startHolder, tempDir, sleep } = require('./helpers.cjs');
-const binding = require(path.join(__dirname, '..', '..', 'dist', 'cjs', 'file', 'binding.js')).binding;
-
-async function waitUntil(check, what, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const { lib, suiteSetup, sleep, waitsDrained } = require('./helpers.cjs');
 const { acquire, tryAcquire, withLock, heldLocks, LockTimeoutError, LockAbortedError } = lib;
 
 const isWindows = process.platform === 'win32';
-const dir = tempDir();
-let n = 0;
-const target = () => path.join(dir, `s${++n}.jsonl`);
-const holders = [];
-async function holder() {
-  const h = await startHolder();
-  holders.push(h);
-  return h;
-}
-
-test.after(async () => {
-  for (const h of holders) await h.close().catch(() => {});
-  for (const lock of heldLocks()) void lock;
-  await lib.releaseAll();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const { dir, target, holder } = suiteSetup(test, 's');
 
 async function assertFreeForOthers(t) {
   // Another process, not this one, gets the lock: nothing is held here.
@@ -52,13 +28,11 @@ test('exclusive conflict across processes', async () => {
   assert.equal(await tryAcquire(t), null);
   assert.equal(await tryAcquire(t, { shared: true }), null);
   await assert.rejects(acquire(t, { timeoutMs: 250 }), LockTimeoutError);
-  // The given-up wait drains (on POSIX it stays parked in flock()); it blocks nothing
+  // The given-up wait drains (it stays parked in the kernel); it blocks nothing
   // compatible, but against an exclusive holder a shared try still fails.
   assert.equal(await tryAcquire(t, { shared: true }), null, 'the child still holds it exclusively');
   await h.call({ op: 'release' });
-  // The drained wait is granted on its own thread and let go at once; until it has
-  // reported, its grant may briefly hold the lock, so wait for that, not for a time.
-  await waitUntil(() => binding.waitsInFlight() === 0, 'the given-up wait to drain');
+  await waitsDrained(); // the given-up wait's late grant, if any, is let go
   const lock = await tryAcquire(t);
   assert.ok(lock, 'free after the holder released');
   const r = await h.call({ op: 'try', target: t });
@@ -159,7 +133,7 @@ test('timeout and abort leave nothing held', async () => {
   await assert.rejects(acquire(t, { timeoutMs: 0 }), LockTimeoutError);
   assert.equal(heldLocks().length, 0);
   await h.call({ op: 'release' });
-  await sleep(200);
+  await waitsDrained();
   await assertFreeForOthers(t);
   await h.close();
 });
@@ -176,7 +150,7 @@ test('a cancelled wait never leaves the lock held (release racing the timeout)',
     const result = await p;
     if (result instanceof Error) {
       assert.ok(result instanceof LockTimeoutError, String(result));
-      await sleep(150);
+      await waitsDrained();
       assert.equal(heldLocks().length, 0);
       assert.equal((await h.call({ op: 'try', target: t })).got, true, `delta ${delta}: a cancelled wait kept the lock`);
     } else {
@@ -216,7 +190,7 @@ test('a child spawned while the lock is held does not inherit it', { skip: !isWi
   const name = path.basename(`${t}.lock`);
   const lock = await acquire(t);
   // Control: the probe does see a file handle it did inherit (its stdin here).
-  const control = path.join(dir, `control-${n}.txt`);
+  const control = path.join(dir, 'control.txt');
   fs.writeFileSync(control, 'x');
   const fd = fs.openSync(control, 'r');
   const seen = execFileSync(probe, [path.basename(control)], { encoding: 'utf8', stdio: [fd, 'pipe', 'ignore'] });
