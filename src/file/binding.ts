@@ -101,6 +101,10 @@ export function loadBinding(): RawBinding {
     binding = loaded;
     return loaded;
   } catch (cause) {
+    // With every descriptor in use the addon is there but cannot be opened: that is the
+    // caller's EMFILE (as the open of a lock file would give), not a missing binding.
+    const exhausted = descriptorExhaustion(cause);
+    if (exhausted !== null) throw exhausted;
     const lines = candidatePaths().map((p) => `  - ${p}`);
     const error = new Error(
       `session-flock: could not load the native addon for platform=${process.platform} arch=${process.arch} ` +
@@ -114,6 +118,18 @@ export function loadBinding(): RawBinding {
     (error as NodeJS.ErrnoException).code = 'ERR_SESSION_FLOCK_NO_BINDING';
     throw error;
   }
+}
+
+function descriptorExhaustion(cause: unknown): NodeJS.ErrnoException | null {
+  const { code, message } = (cause ?? {}) as NodeJS.ErrnoException;
+  if (code === 'EMFILE' || code === 'ENFILE') return cause as NodeJS.ErrnoException;
+  const match = /Too many open files( in system)?/.exec(String(message));
+  if (match === null) return null;
+  const errorCode = match[1] ? 'ENFILE' : 'EMFILE';
+  const error: NodeJS.ErrnoException = new Error(`${errorCode}: too many open files, while loading the session-flock addon`, { cause });
+  error.code = errorCode;
+  error.syscall = 'dlopen';
+  return error;
 }
 
 /**
