@@ -3,7 +3,7 @@
 //   npm run bench                 full run (a few minutes), table + bench/results.json
 //   node bench/run.mjs --smoke    tiny counts, no timing claims (CI: keeps the bench from rotting)
 //   node bench/run.mjs --only=session-flock,fs-ext,c-wake   a subset (names as in peers.mjs, plus
-//                                 c, c-wake and node-wake)
+//                                 c, c-wake and node-wake); --scenarios=handoff,uncontended likewise
 // The handoff table also shows the floors no library can beat on this machine: Node's own
 // wake-up (an idle event loop woken by one byte on a Unix socket, promise resolved), C with
 // a wait thread blocked in flock waking an epoll loop through an eventfd, and two C
@@ -24,6 +24,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const onlyScenarios = process.argv.find((a) => a.startsWith('--scenarios='))?.slice(12).split(',');
 // rounds: kernel-lock peers are measured this many times, interleaved with the other peers
 // (medians / pooled samples); polling peers once (their numbers are set by the poll interval).
 // Handoffs run in more, shorter rounds (handoffRounds × handoffs per peer) so that drift on a
@@ -266,7 +267,7 @@ const scenarios = [
   ['handoff', handoff],
   ['contention', contention],
   ['crash', crash],
-];
+].filter(([sname]) => !onlyScenarios || onlyScenarios.includes(sname));
 const results = {
   when: new Date().toISOString(),
   mode: SMOKE ? 'smoke' : 'full',
@@ -395,6 +396,7 @@ function table(sname, title, metric, cell, key) {
   }
   return lines.join('\n');
 }
+const ran = (sname) => scenarios.some(([n]) => n === sname);
 /** The npm peers a session writer could use instead (not session-flock itself, not the floors). */
 const otherLibraries = peerNames.filter((n) => !n.startsWith('session-flock'));
 function bestPeer(d) {
@@ -453,10 +455,10 @@ const md = [
   '',
   goalsTable(),
   '',
-  table('uncontended', 'Uncontended: mean per acquire+release (median of rounds)', 'mean', (r) => fmtUs(r.usPerOp), (r) => r?.usPerOp),
+  ran('uncontended') ? table('uncontended', 'Uncontended: mean per acquire+release (median of rounds)', 'mean', (r) => fmtUs(r.usPerOp), (r) => r?.usPerOp) : '',
   '',
-  ...places.flatMap((p) => [handoffTable(p), '']),
-  table(
+  ...(ran('handoff') ? places.flatMap((p) => [handoffTable(p), '']) : []),
+  !ran('contention') ? '' : table(
     'contention',
     `Contention: ${C.procs} processes × ${C.contendN} locked increments, wall time`,
     'wall',
@@ -464,7 +466,7 @@ const md = [
     (r) => (r?.exact ? r.wallMs : null),
   ),
   '',
-  table(
+  !ran('crash') ? '' : table(
     'crash',
     'Crash: SIGKILLed holder → another process holds (median)',
     'recovery',
