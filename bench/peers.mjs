@@ -11,9 +11,9 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = process.env.SFLOCK_DIST ?? path.join(root, 'dist', 'cjs', 'index.js');
 
-function sessionFlock(record) {
+function sessionFlock(record, from = dist) {
   return () => {
-    const { acquire } = require(dist);
+    const { acquire } = require(from);
     // A finite timeout (the default is 10 s) as callers use it; long enough never to fire here.
     const options = { record, timeoutMs: 600_000 };
     return {
@@ -134,6 +134,14 @@ export const peers = {
     }),
   },
 };
+
+// SFLOCK_BASE_DIST=<another build's dist/cjs/index.js> adds that build as two more peers, so
+// that a change is measured against its base in one interleaved run (A/B on a busy machine).
+const base = process.env.SFLOCK_BASE_DIST;
+if (base) {
+  peers['session-flock@base'] = { label: 'session-flock, base build', note: `record on; ${base}`, kind: 'kernel', load: sessionFlock(true, base) };
+  peers['session-flock-norecord@base'] = { label: 'session-flock (record off), base build', note: `record: false; ${base}`, kind: 'kernel', load: sessionFlock(false, base) };
+}
 
 export function available(name) {
   try {

@@ -2,6 +2,13 @@
 // session-flock vs the peers, side by side in one run, on tmpfs and on disk.
 //   npm run bench                 full run (a few minutes), table + bench/results.json
 //   node bench/run.mjs --smoke    tiny counts, no timing claims (CI: keeps the bench from rotting)
+//   node bench/run.mjs --only=session-flock,fs-ext,c-wake   a subset (names as in peers.mjs, plus
+//                                 c, c-wake and node-wake); --scenarios=handoff,uncontended likewise
+// The handoff table also shows the floors no library can beat on this machine: Node's own
+// wake-up (an idle event loop woken by one byte on a Unix socket, promise resolved), C with
+// a wait thread blocked in flock waking an epoll loop through an eventfd, and two C
+// processes ping-ponging flock. Peers are interleaved round by round, so a busy machine
+// slows them alike: compare ratios within one run, not absolute times across runs.
 // Correctness is checked even in smoke mode: the contention count must be exact for
 // session-flock and the C baseline, or the run exits 1.
 import { execFileSync, spawn } from 'node:child_process';
@@ -17,11 +24,14 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const onlyScenarios = process.argv.find((a) => a.startsWith('--scenarios='))?.slice(12).split(',');
 // rounds: kernel-lock peers are measured this many times, interleaved with the other peers
 // (medians / pooled samples); polling peers once (their numbers are set by the poll interval).
+// Handoffs run in more, shorter rounds (handoffRounds × handoffs per peer) so that drift on a
+// shared machine lands on every peer alike.
 const C = SMOKE
-  ? { rounds: 1, uncIters: 300, uncMs: 200, handoffs: 20, pollHandoffs: 4, contendN: 25, procs: 4, crashReps: 1, crashCapMs: 1_000, scenarioCapMs: 30_000 }
-  : { rounds: 3, uncIters: 50_000, uncMs: 2_000, handoffs: 400, pollHandoffs: 100, contendN: 500, procs: 4, crashReps: 5, crashCapMs: 15_000, scenarioCapMs: 180_000 };
+  ? { rounds: 1, uncIters: 300, uncMs: 200, handoffRounds: 1, handoffs: 20, pollHandoffs: 4, contendN: 25, procs: 4, crashReps: 1, crashCapMs: 1_000, scenarioCapMs: 30_000 }
+  : { rounds: 3, uncIters: 50_000, uncMs: 2_000, handoffRounds: 8, handoffs: 150, pollHandoffs: 100, contendN: 500, procs: 4, crashReps: 5, crashCapMs: 15_000, scenarioCapMs: 180_000 };
 
 // ---------- where: tmpfs and disk ----------
 const TMPFS_MAGIC = 0x01021994;
@@ -61,23 +71,34 @@ const pgServer = !only || only.includes('session-flock-postgres') ? await provid
 if (pgServer.url !== null) process.env.SESSION_FLOCK_BENCH_PG_URL = pgServer.url;
 process.on('exit', () => pgServer.stop());
 
-// ---------- peers, plus the C baseline ----------
-const peerNames = Object.keys(peers).filter((n) => (!only || only.includes(n)) && available(n));
+// ---------- peers, plus the C baseline and the floors ----------
+const wanted = (n) => !only || only.includes(n);
+const peerNames = Object.keys(peers).filter((n) => wanted(n) && available(n));
 const missingPeers = Object.keys(peers)
-  .filter((n) => !peerNames.includes(n) && (!only || only.includes(n)))
+  .filter((n) => !peerNames.includes(n) && wanted(n))
   .map((n) => (n === 'session-flock-postgres' ? `${n} (${pgServer.why})` : n));
 let baseline = null;
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sflock-bench-'));
-if (!only || only.includes('c')) {
+if (wanted('c') || wanted('c-wake')) {
   try {
     baseline = path.join(workDir, 'baseline');
-    execFileSync('cc', ['-O2', '-o', baseline, path.join(here, 'baseline.c')], { stdio: 'pipe' });
+    execFileSync('cc', ['-O2', '-pthread', '-o', baseline, path.join(here, 'baseline.c')], { stdio: 'pipe' });
   } catch (e) {
     baseline = null;
-    missingPeers.push(`c (no working cc: ${String(e.message).split('\n')[0]})`);
+    missingPeers.push(`c, c-wake (no working cc with epoll/eventfd: ${String(e.message).split('\n')[0]})`);
   }
 }
-const contenders = [...peerNames, ...(baseline ? ['c'] : [])];
+/** Floors: measured in the handoff scenario only, as what a lock handoff cannot beat. */
+const FLOORS = {
+  'node-wake': 'Floor: Node, idle event loop woken by 1 byte on a Unix socket',
+  'c-wake': 'Floor: C, wait thread in flock → eventfd → epoll loop',
+};
+const floorNames = [...(wanted('node-wake') ? ['node-wake'] : []), ...(baseline && wanted('c-wake') ? ['c-wake'] : [])];
+const contenders = [...peerNames, ...(baseline && wanted('c') ? ['c'] : []), ...floorNames];
+const isFloor = (n) => n in FLOORS;
+/** Which contenders a scenario runs: the floors only make sense for the handoff. */
+const inScenario = (sname) =>
+  sname === 'handoff' ? [...contenders.filter((n) => n !== 'c'), ...contenders.filter((n) => n === 'c')] : contenders.filter((n) => !isFloor(n));
 if (!peerNames.includes('session-flock')) {
   console.error(`session-flock itself cannot be loaded (run \`npm run build\` first): ${dist()}`);
   process.exit(1);
@@ -85,9 +106,15 @@ if (!peerNames.includes('session-flock')) {
 function dist() {
   return process.env.SFLOCK_DIST ?? path.join(root, 'dist', 'cjs', 'index.js');
 }
-const label = (n) => (n === 'c' ? 'C baseline (open+flock+unlock+close)' : peers[n].label);
-const kind = (n) => (n === 'c' ? 'kernel' : peers[n].kind);
-const command = (n, args) => (n === 'c' ? [baseline, args] : [process.execPath, [path.join(here, 'worker.mjs'), args[0], n, ...args.slice(1)]]);
+const label = (n, sname) =>
+  n === 'c' ? (sname === 'handoff' ? 'Floor: C, two processes ping-ponging flock' : 'C baseline (open+flock+unlock+close)') : (FLOORS[n] ?? peers[n].label);
+const kind = (n) => (n === 'c' || isFloor(n) ? 'kernel' : peers[n].kind);
+const command = (n, args) => {
+  if (n === 'c') return [baseline, args];
+  if (n === 'c-wake') return [baseline, ['serve-thread', ...args.slice(1)]];
+  if (n === 'node-wake') return [process.execPath, [path.join(here, 'wake-floor.mjs'), ...args]];
+  return [process.execPath, [path.join(here, 'worker.mjs'), args[0], n, ...args.slice(1)]];
+};
 
 // ---------- process plumbing ----------
 function start(n, args) {
@@ -149,10 +176,20 @@ async function uncontended(n, dir, extra = {}) {
   return { usPerOp: r.usPerOp, iters: r.iters, ...extra };
 }
 
+/** The two processes of a handoff: two lock servers, or for the Node floor two ends of one socket. */
+async function handoffPair(n, target) {
+  if (n !== 'node-wake') return [start(n, ['serve', target]), start(n, ['serve', target])];
+  const socketPath = `${target}.sock`;
+  const a = start(n, ['listen', socketPath]);
+  await expectLine(a, 'ready');
+  const b = start(n, ['connect', socketPath]);
+  await Promise.all([expectLine(a, 'connected'), expectLine(b, 'connected')]);
+  return [a, b];
+}
+
 async function handoff(n, dir) {
   const target = freshTarget(dir, n);
-  const a = start(n, ['serve', target]);
-  const b = start(n, ['serve', target]);
+  const [a, b] = await handoffPair(n, target);
   const count = kind(n) === 'polling' ? C.pollHandoffs : C.handoffs;
   const samples = [];
   try {
@@ -230,19 +267,21 @@ const scenarios = [
   ['handoff', handoff],
   ['contention', contention],
   ['crash', crash],
-];
+].filter(([sname]) => !onlyScenarios || onlyScenarios.includes(sname));
 const results = {
   when: new Date().toISOString(),
   mode: SMOKE ? 'smoke' : 'full',
   counts: C,
   machine: { node: process.version, platform: `${os.type()} ${os.release()} ${os.arch()}`, cpu: os.cpus()[0]?.model, cores: os.cpus().length },
   places: places.map((p) => ({ ...p, filesystem: fsOf(p.base) })),
-  peers: Object.fromEntries(contenders.map((n) => [n, { label: label(n), note: n === 'c' ? 'compiled with cc -O2 at bench time' : peers[n].note, version: version(n) }])),
+  peers: Object.fromEntries(
+    contenders.map((n) => [n, { label: label(n), note: n === 'c' || n === 'c-wake' ? 'compiled with cc -O2 at bench time' : isFloor(n) ? 'bench/wake-floor.mjs' : peers[n].note, version: version(n) }]),
+  ),
   missing: missingPeers,
   data: {},
 };
 function version(n) {
-  if (n === 'c') return null;
+  if (n === 'c' || isFloor(n)) return null;
   const pkg = { 'session-flock': '../package.json', 'session-flock-norecord': '../package.json', 'session-flock-postgres': '../package.json', pidfile: null }[n] ?? `${n}/package.json`;
   if (pkg === null) return null;
   try {
@@ -261,7 +300,15 @@ function aggregate(sname, runs) {
   if (sname === 'uncontended') return { usPerOp: median(runs.map((r) => r.usPerOp)), runsUsPerOp: runs.map((r) => r.usPerOp), iters: runs.map((r) => r.iters) };
   if (sname === 'handoff') {
     const all = runs.flatMap((r) => r.samples);
-    return { handoffs: all.length, rounds: runs.length, meanUs: mean(all), p50Us: pct(all, 0.5), p99Us: pct(all, 0.99), maxUs: Math.max(...all) };
+    return {
+      handoffs: all.length,
+      rounds: runs.length,
+      meanUs: mean(all),
+      p50Us: pct(all, 0.5),
+      p99Us: pct(all, 0.99),
+      maxUs: Math.max(...all),
+      roundP50Us: runs.map((r) => pct(r.samples, 0.5)),
+    };
   }
   if (sname === 'contention') {
     const wrong = runs.find((r) => !r.exact);
@@ -284,13 +331,15 @@ for (const place of places) {
   const measured = contenders.filter((n) => n !== 'session-flock-postgres' || place === places[0]);
   try {
     for (const [sname, fn] of scenarios) {
-      const runs = Object.fromEntries(measured.map((n) => [n, []]));
-      const reps = (n) => (sname !== 'uncontended' && kind(n) === 'polling' ? 1 : sname === 'crash' ? C.crashReps : C.rounds);
-      const maxReps = Math.max(...measured.map(reps));
+      const these = inScenario(sname).filter((n) => measured.includes(n));
+      const runs = Object.fromEntries(these.map((n) => [n, []]));
+      const reps = (n) =>
+        sname !== 'uncontended' && kind(n) === 'polling' ? 1 : sname === 'crash' ? C.crashReps : sname === 'handoff' ? C.handoffRounds : C.rounds;
+      const maxReps = Math.max(...these.map(reps));
       for (let round = 0; round < maxReps; round++) {
-        for (const n of measured) {
+        for (const n of these) {
           if (round >= reps(n) || runs[n].some((r) => r.error)) continue;
-          process.stderr.write(`  ${place.name} ${sname} ${label(n)} #${round + 1} ... `);
+          process.stderr.write(`  ${place.name} ${sname} ${label(n, sname)} #${round + 1} ... `);
           const t = Date.now();
           let r;
           try {
@@ -303,9 +352,9 @@ for (const place of places) {
         }
       }
       results.data[place.name][sname] = {};
-      for (const n of measured) {
+      for (const n of these) {
         const r = aggregate(sname, runs[n]);
-        if ((n.startsWith('session-flock') || n === 'c') && (r.error || r.exact === false)) failed = true;
+        if ((n.startsWith('session-flock') || n === 'c' || isFloor(n)) && (r.error || r.exact === false)) failed = true;
         results.data[place.name][sname][n] = r;
       }
     }
@@ -319,41 +368,106 @@ fs.rmSync(workDir, { recursive: true, force: true });
 const fmtUs = (us) => (us >= 10_000 ? `${(us / 1000).toFixed(0)} ms` : us >= 1000 ? `${(us / 1000).toFixed(1)} ms` : us >= 10 ? `${us.toFixed(0)} µs` : `${us.toFixed(2)} µs`);
 const fmtMs = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`);
 const ratio = (x, best) => (x == null || best == null ? '' : x / best < 1.05 ? '**1.0×**' : `${(x / best).toFixed(x / best >= 100 ? 0 : 1)}×`);
-function table(title, metric, cell, key, rowsFor = () => contenders) {
-  const lines = [`### ${title}`, '', `| Peer | ${places.map((p) => `${p.name}: ${metric} | ratio`).join(' | ')} |`, `| --- | ${places.map(() => '---: | ---:').join(' | ')} |`];
-  const best = {};
-  for (const p of places) {
-    const vals = rowsFor().map((n) => key(results.data[p.name][title.split(':')[0].trim().toLowerCase()]?.[n])).filter((v) => v != null);
-    best[p.name] = vals.length ? Math.min(...vals) : null;
-  }
-  for (const n of rowsFor()) {
-    const cells = places.map((p) => {
-      const r = results.data[p.name][title.split(':')[0].trim().toLowerCase()]?.[n];
+const times = (x, ref) => (x == null || ref == null || !(ref > 0) ? '' : `${(x / ref).toFixed(x / ref >= 10 ? 0 : 2)}×`);
+const dataOf = (place, sname) => results.data[place.name][sname] ?? {};
+/** One row per contender, one value + ratio column pair per place; ratios against the C baseline where it ran, else the fastest row. */
+function table(sname, title, metric, cell, key) {
+  const reference = (p) => {
+    const d = dataOf(p, sname);
+    if (key(d.c) != null) return { name: 'C', value: key(d.c) };
+    const vals = inScenario(sname).map((n) => key(d[n])).filter((v) => v != null);
+    return { name: 'fastest', value: vals.length ? Math.min(...vals) : null };
+  };
+  const refs = places.map(reference);
+  const lines = [
+    `### ${title}`,
+    '',
+    `| Peer | ${places.map((p, i) => `${p.name}: ${metric} | × ${refs[i].name}`).join(' | ')} |`,
+    `| --- | ${places.map(() => '---: | ---:').join(' | ')} |`,
+  ];
+  for (const n of inScenario(sname)) {
+    const cells = places.map((p, i) => {
+      const r = dataOf(p, sname)[n];
       if (!r) return ' | ';
       if (r.error) return `error: ${r.error.slice(0, 60)} | `;
-      return `${cell(r)} | ${ratio(key(r), best[p.name])}`;
+      return `${cell(r)} | ${ratio(key(r), refs[i].value)}`;
     });
-    lines.push(`| ${label(n)} | ${cells.join(' | ')} |`);
+    lines.push(`| ${label(n, sname)} | ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
+}
+const ran = (sname) => scenarios.some(([n]) => n === sname);
+/** The npm peers a session writer could use instead (not session-flock itself, not the floors). */
+const otherLibraries = peerNames.filter((n) => !n.startsWith('session-flock'));
+function bestPeer(d) {
+  let best = null;
+  for (const n of otherLibraries) if (d[n]?.p50Us != null && (best === null || d[n].p50Us < d[best].p50Us)) best = n;
+  return best;
+}
+/** Handoff, one table per place: median and p99, as ratios to the best other library and to each floor. */
+function handoffTable(place) {
+  const d = dataOf(place, 'handoff');
+  const best = bestPeer(d);
+  const refs = [
+    ['best peer', best],
+    ['Node floor', 'node-wake'],
+    ['C wait thread', 'c-wake'],
+    ['C flock', 'c'],
+  ].filter(([, n]) => n !== null && d[n]?.p50Us != null);
+  const lines = [
+    `### Handoff on ${place.name}: release() → the waiting process's acquire resolves`,
+    '',
+    `| Peer | median | p99 | ${refs.map(([what]) => `× ${what}`).join(' | ')} |`,
+    `| --- | ---: | ---: | ${refs.map(() => '---:').join(' | ')} |`,
+  ];
+  for (const n of inScenario('handoff')) {
+    const r = d[n];
+    if (!r) continue;
+    if (r.error) {
+      lines.push(`| ${label(n, 'handoff')} | error: ${r.error.slice(0, 60)} | | ${refs.map(() => '').join(' | ')} |`);
+      continue;
+    }
+    const ratios = refs.map(([what, ref]) => (what === 'best peer' ? `${times(r.p50Us, d[ref].p50Us)} (p99 ${times(r.p99Us, d[ref].p99Us)})` : times(r.p50Us, d[ref].p50Us)));
+    lines.push(`| ${label(n, 'handoff')} | ${fmtUs(r.p50Us)} | ${fmtUs(r.p99Us)} | ${ratios.join(' | ')} |`);
+  }
+  if (best) lines.push('', `Best peer here: ${label(best, 'handoff')}. Ratios are of medians (to the best peer also of p99s); below 1.00× is faster.`);
+  return lines.join('\n');
+}
+/** Issue 12's targets, per place, from this run. */
+function goalsTable() {
+  const rows = [];
+  const goal = (what, target, f) => rows.push(`| ${what} | ${target} | ${places.map((p) => f(p) ?? '').join(' | ')} |`);
+  const un = (p, n) => dataOf(p, 'uncontended')[n]?.usPerOp;
+  const ho = (p, n) => dataOf(p, 'handoff')[n]?.p50Us;
+  goal('handoff median, record off ÷ best peer', '≤ 1.00×', (p) => {
+    const best = bestPeer(dataOf(p, 'handoff'));
+    return best ? times(ho(p, 'session-flock-norecord'), ho(p, best)) : null;
+  });
+  goal('handoff median, record on ÷ record off', '≤ 1.15×', (p) => times(ho(p, 'session-flock'), ho(p, 'session-flock-norecord')));
+  goal('uncontended, record off ÷ C loop', '≤ 3×', (p) => times(un(p, 'session-flock-norecord'), un(p, 'c')));
+  goal('uncontended, record on ÷ C loop', '≤ 6×', (p) => times(un(p, 'session-flock'), un(p, 'c')));
+  return [`### Targets (issue 12)`, '', `| ratio | target | ${places.map((p) => p.name).join(' | ')} |`, `| --- | ---: | ${places.map(() => '---:').join(' | ')} |`, ...rows].join('\n');
 }
 const md = [
   `## Benchmark (${results.mode}) — ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.platform}, Node ${results.machine.node}`,
   '',
-  `Places: ${results.places.map((p) => `${p.name} = ${p.base} [${p.filesystem}]`).join('; ')}. Ratios are against the fastest peer in each column (lower is better). Kernel-lock peers: ${C.rounds} interleaved rounds (handoff samples pooled; ${C.crashReps} crash repetitions); polling peers: one round.`,
+  `Places: ${results.places.map((p) => `${p.name} = ${p.base} [${p.filesystem}]`).join('; ')}. Lower is better. Kernel-lock peers and floors run interleaved, round by round: ${C.rounds} round(s) for uncontended and contention, ${C.handoffRounds} round(s) × ${C.handoffs} handoffs (samples pooled), ${C.crashReps} crash repetition(s); polling peers run one round. On a shared machine compare the ratios within one run, not absolute times across runs.`,
   '',
-  table('Uncontended: mean per acquire+release (median of rounds)', 'mean', (r) => fmtUs(r.usPerOp), (r) => r?.usPerOp),
+  goalsTable(),
   '',
-  table('Handoff: cross-process, mean (p99) per handoff', 'mean (p99)', (r) => `${fmtUs(r.meanUs)} (${fmtUs(r.p99Us)})`, (r) => r?.meanUs),
+  ran('uncontended') ? table('uncontended', 'Uncontended: mean per acquire+release (median of rounds)', 'mean', (r) => fmtUs(r.usPerOp), (r) => r?.usPerOp) : '',
   '',
-  table(
+  ...(ran('handoff') ? places.flatMap((p) => [handoffTable(p), '']) : []),
+  !ran('contention') ? '' : table(
+    'contention',
     `Contention: ${C.procs} processes × ${C.contendN} locked increments, wall time`,
     'wall',
     (r) => `${fmtMs(r.wallMs)} ${r.exact ? '✓' : `✗ count ${r.count}/${r.expected}`}`,
     (r) => (r?.exact ? r.wallMs : null),
   ),
   '',
-  table(
+  !ran('crash') ? '' : table(
+    'crash',
     'Crash: SIGKILLed holder → another process holds (median)',
     'recovery',
     (r) => (r.recovered ? fmtMs(r.recoveryMs) : `> ${fmtMs(r.capMs)} (not recovered)`),

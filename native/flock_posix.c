@@ -15,6 +15,11 @@
 
 struct sf_file {
   int fd;
+  /* Identity of the opened file, from the fstat that open does anyway: it cannot
+   * change while the descriptor is open (nor can the inode number be reused), so
+   * the identity check after locking needs only one lstat of the path. */
+  dev_t dev;
+  ino_t ino;
 };
 
 struct sf_mutex {
@@ -87,7 +92,11 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
     return sf_open_refused(path, err);
   }
   /* O_NONBLOCK only keeps open() of a FIFO from hanging; a FIFO or device is
-   * still refused below, since locking one says nothing about a session file. */
+   * still refused below, since locking one says nothing about a session file.
+   * It stays set: flock() blocks or not by LOCK_NB alone, and reads and writes
+   * of a regular file ignore it, so clearing it would cost two system calls per
+   * acquire for nothing (the descriptor is only locked, checked and closed, or
+   * handed as is to `session-flock run`'s command). */
   struct stat st;
   int not_usable = fstat(fd, &st) != 0 ? -errno : (S_ISREG(st.st_mode) && !sf_is_kernel_view(fd) ? 0 : SF_NOT_REGULAR);
   if (not_usable != 0) {
@@ -95,9 +104,9 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
     free(f);
     return not_usable;
   }
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   f->fd = fd;
+  f->dev = st.st_dev;
+  f->ino = st.st_ino;
   *out = f;
   return 0;
 }
@@ -127,12 +136,13 @@ int sf_unlock(sf_file_t *f) {
   return flock(f->fd, LOCK_UN) == 0 ? 0 : -errno;
 }
 
+/* One lstat: when the path names the very inode that was opened (kept open, so
+ * its number cannot have been reused), that inode has a link, and nothing else
+ * needs checking; an unlinked, renamed-over or replaced file fails the match. */
 int sf_same_file(sf_file_t *f, const char *path) {
-  struct stat held, named;
-  if (fstat(f->fd, &held) != 0) return -errno;
-  if (held.st_nlink == 0) return SF_REPLACED;
+  struct stat named;
   if (lstat(path, &named) != 0) return errno == ENOENT ? SF_REPLACED : -errno;
-  if (held.st_dev != named.st_dev || held.st_ino != named.st_ino) return SF_REPLACED;
+  if (named.st_dev != f->dev || named.st_ino != f->ino) return SF_REPLACED;
   return 0;
 }
 

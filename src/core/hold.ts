@@ -13,9 +13,19 @@ export interface CallSite {
   stack?: string;
 }
 
+/**
+ * Frames kept of each call site: enough to name the caller and a few callers above it,
+ * while every frame is an object each hold keeps alive (and the collector traces) until
+ * it is released. A lower Error.stackTraceLimit set by the application is respected.
+ */
+const SITE_FRAMES = 6;
+
 export function captureCallSite(caller: (...args: never[]) => unknown): CallSite {
   const site: CallSite = {};
+  const limit = Error.stackTraceLimit;
+  if (!(limit <= SITE_FRAMES)) Error.stackTraceLimit = SITE_FRAMES;
   Error.captureStackTrace(site, caller);
+  Error.stackTraceLimit = limit;
   return site;
 }
 

@@ -68,8 +68,13 @@ export class SessionLock {
     const ticket = this.#ticket;
     if (ticket.released) return;
     ticket.released = true;
-    leaks.unregister(ticket);
-    ticket.hold.unref();
+    // The unlock first (a waiting process wakes sooner); the leak watch is moot once
+    // `released` is set, so forgetting it can wait.
+    try {
+      ticket.hold.unref();
+    } finally {
+      leaks.unregister(ticket);
+    }
   }
 
   /** Releases. Idempotent; resolves once the backend has let go (the descriptor is closed). */

@@ -9,7 +9,7 @@ import { SessionLock } from '../core/session-lock';
 import { binding, type NativeHandle } from './binding';
 import { lockFailure } from './failure';
 import type { ResolvedOptions } from './options';
-import { makeRecord, newNonce, readRecord, recordPathFor, removeRecord, writeRecord } from './record';
+import { clearRecord, makeRecord, newNonce, readRecord, recordPathFor, type WrittenRecord, writeRecord } from './record';
 
 /** How often an acquire reopens a lock file that was replaced under it before giving up. */
 const MAX_REOPENS = 64;
@@ -75,20 +75,19 @@ function startWait(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>)
   if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', lockPath));
 }
 
+/** The kernel unlock first, with nothing before it; then the record, if this hold wrote one. */
 function release(hold: Hold<NativeHandle>): void {
   const { lockPath } = hold.options;
-  if (typeof hold.data === 'string') removeRecord(recordPathFor(lockPath), hold.data, hold.shared);
   const code = binding.close(hold.handle);
   if (code !== 0) debug('closing %s reported %s', lockPath, binding.errorName(code) ?? code);
+  if (hold.data) clearRecord(hold.data as WrittenRecord);
 }
 
 /** Writes the holder record once, while held (diagnostics only; failures are logged). */
 function granted(hold: Hold<NativeHandle>): void {
   const options = hold.options as ResolvedOptions;
   if (!options.record || hold.data !== undefined) return;
-  const nonce = newNonce();
-  hold.data = nonce;
-  writeRecord(recordPathFor(options.lockPath), makeRecord(options.owner, options.shared, hold.acquiredAt, nonce), options.fileMode);
+  hold.data = writeRecord(recordPathFor(options.lockPath), makeRecord(options.owner, options.shared, hold.acquiredAt, newNonce()), options.fileMode);
 }
 
 /** Who holds the lock, from the holder record (diagnostics only). */

@@ -48,36 +48,57 @@ export function makeRecord(owner: string | null, shared: boolean, acquiredAt: nu
   };
 }
 
-/** Replaces the record atomically (temp file + rename). Failures are logged, never thrown: the lock is held either way. */
-export function writeRecord(recordPath: string, record: HolderRecord, fileMode: number): boolean {
+/** The record a holder wrote, as the file it became: what clearRecord() checks before removing. */
+export interface WrittenRecord {
+  readonly path: string;
+  readonly dev: number;
+  readonly ino: number;
+}
+
+/**
+ * Replaces the record atomically (temp file + rename). Failures are logged, never thrown:
+ * the lock is held either way. Returns the written file's identity, or null.
+ */
+export function writeRecord(recordPath: string, record: HolderRecord, fileMode: number): WrittenRecord | null {
   const temp = `${recordPath}.${record.nonce}.tmp`;
+  let fd = -1;
   try {
-    fs.writeFileSync(temp, JSON.stringify(record) + '\n', { mode: fileMode, flag: 'wx' });
+    fd = fs.openSync(temp, 'wx', fileMode);
+    const { dev, ino } = fs.fstatSync(fd);
+    fs.writeSync(fd, JSON.stringify(record) + '\n');
+    fs.closeSync(fd);
+    fd = -1;
     fs.renameSync(temp, recordPath);
-    return true;
+    return { path: recordPath, dev, ino };
   } catch (error) {
     debug('could not write holder record %s: %s', recordPath, (error as Error).message);
     try {
+      if (fd >= 0) fs.closeSync(fd);
       fs.unlinkSync(temp);
     } catch {
       /* it was never created */
     }
-    return false;
+    return null;
   }
 }
 
 /**
- * Removes the record while the lock is still held, so it can never delete the
- * next holder's. A shared holder removes it only if it is its own (other
- * shared holders may have replaced it).
+ * Clears a holder's own record once its lock is let go: the release puts no file I/O
+ * before the kernel unlock, so the next holder (here or in another process) is woken
+ * first. The record is removed only while the path still names the very file this holder
+ * wrote (a later holder, or another shared holder, replaces it with a new file through
+ * rename). A later holder that renames its record in between the check and the unlink
+ * loses it: its hold then shows without a record (inspect and status name it from the
+ * kernel), which is incomplete but never false. Never throws.
  */
-export function removeRecord(recordPath: string, nonce: string, shared: boolean): void {
+export function clearRecord(written: WrittenRecord): void {
   try {
-    if (shared && readRecord(recordPath)?.nonce !== nonce) return;
-    fs.unlinkSync(recordPath);
+    const now = fs.lstatSync(written.path, { throwIfNoEntry: false });
+    if (now === undefined || now.ino !== written.ino || now.dev !== written.dev) return;
+    fs.unlinkSync(written.path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      debug('could not remove holder record %s: %s', recordPath, (error as Error).message);
+      debug('could not remove holder record %s: %s', written.path, (error as Error).message);
     }
   }
 }
