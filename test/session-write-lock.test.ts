@@ -247,12 +247,15 @@ describe('re-entrancy (allowReentrant, default true as in the old module)', () =
     const y = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity });
     await untilQueued(lockPathOf(sessionFile), 2);
     await child.request({ cmd: 'release' });
-    const lx = await x;
-    expect(await isPending(y)).toBe(true);
-    await lx.release();
-    const ly = await y;
-    expect(ly.held).toBe(true);
-    await ly.release();
+    // Either may reach the queue first (each awaits mkdir and realpath before it queues).
+    const first = await Promise.race([x.then((lock) => ({ lock, other: y })), y.then((lock) => ({ lock, other: x }))]);
+    const { other } = first;
+    expect(await isPending(other)).toBe(true);
+    await first.lock.release();
+    const second = await other;
+    expect(second.held).toBe(true);
+    expect(heldLocks()).toMatchObject([{ count: 1 }]);
+    await second.release();
   });
 
   it('re-enters a hold taken through the core too (process-wide), and the hooks leave the core\'s view alone', async () => {
