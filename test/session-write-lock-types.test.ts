@@ -21,8 +21,8 @@ describe('session-write-lock types', () => {
     expect('failed' in run, run.stderr).toBe(false);
     // It resolved the package by name to the build, for both module systems, not to src/.
     const files = run.stdout.split('\n').map((line) => path.relative(repo, line.trim()));
-    expect(files).toContain(path.join('dist', 'esm', 'session-write-lock.d.mts'));
-    expect(files).toContain(path.join('dist', 'cjs', 'session-write-lock.d.ts'));
+    expect(files).toContain(path.join('dist', 'esm', 'adapters', 'session-write-lock.d.mts'));
+    expect(files).toContain(path.join('dist', 'cjs', 'adapters', 'session-write-lock.d.ts'));
     expect(files.some((file) => file.startsWith('src'))).toBe(false);
   });
 });
