@@ -130,6 +130,8 @@ export class SessionWriteLockTimeoutError extends Error {
  * True for a timed-out acquire of this module, also one thrown by another
  * copy of the package (it checks `code`, not the class). The old module's
  * plain errors are not recognised: match their `session file locked` prefix.
+ *
+ * Platform-specific behavior: none.
  */
 export function isSessionWriteLockTimeoutError(err: unknown): err is SessionWriteLockTimeoutError {
   return err instanceof Error && (err as { code?: unknown }).code === SESSION_WRITE_LOCK_TIMEOUT;
@@ -374,6 +376,9 @@ function linkSignals(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; unl
  * 2 min and a floor of 5 min by default, as the old module computed it.
  * Every argument follows the duration rule (non-number, NaN or <= 0 means the
  * default; for `timeoutMs` the default is `minMs`); `timeoutMs: Infinity` gives the cap.
+ * A pure computation: it holds and releases nothing.
+ *
+ * Platform-specific behavior: none.
  */
 export function resolveSessionLockMaxHoldFromTimeout(params: { timeoutMs: number; graceMs?: number; minMs?: number }): number {
   if (typeof params !== 'object' || params === null) throw invalidArgType('params', 'of type object', params);
@@ -390,6 +395,9 @@ export function resolveSessionLockMaxHoldFromTimeout(params: { timeoutMs: number
  * (the core's releaseAll()), and fails pending acquires with an AbortError.
  * Handles from before are dead: their release() does nothing and cannot
  * touch a later holder. Resolves to the number of OS locks closed.
+ *
+ * Platform-specific behavior: none; closing the descriptor is what releases
+ * the lock on every platform.
  */
 export function releaseAllSessionWriteLocks(): Promise<number> {
   state.handles.clear();
@@ -400,7 +408,10 @@ export function releaseAllSessionWriteLocks(): Promise<number> {
  * Test hook: fails every acquire of this module still pending (AbortError),
  * releases every handle it gave out, and resolves once the pending ones have
  * settled, so nothing this module started can hold a lock afterwards. Locks
- * taken through the core's own API are left alone.
+ * taken through the core's own API are left alone (a hold this module joined
+ * stays held while the core's own view of it lives).
+ *
+ * Platform-specific behavior: none.
  */
 export async function drainSessionWriteLockStateForTest(): Promise<void> {
   resetSessionWriteLockStateForTest();
@@ -411,6 +422,8 @@ export async function drainSessionWriteLockStateForTest(): Promise<void> {
  * Test hook, synchronous: fails every acquire of this module still pending
  * (their promises reject soon after with an AbortError) and releases every
  * handle it gave out, at once. Locks taken through the core's API are left alone.
+ *
+ * Platform-specific behavior: none.
  */
 export function resetSessionWriteLockStateForTest(): void {
   const old = state.generation;
