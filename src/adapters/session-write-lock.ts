@@ -13,7 +13,7 @@ import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { acquire, holdFor, joinHeld, releaseAll } from '../file/api';
+import { acquire, joinHeld, releaseAll } from '../file/api';
 import { type HolderInfo, invalidArgType, invalidArgValue, LockTimeoutError } from '../core/errors';
 import { inspectMany } from '../file/inspect';
 import { pidAlive } from '../core/process-alive';
@@ -146,6 +146,8 @@ interface AdapterState {
   /** Aborted (and replaced) by the test hooks: fails every acquire still pending. */
   generation: AbortController;
   readonly handles: Set<WeakRef<SessionLock>>;
+  /** The `maxHoldMs` of each hold this module took (not joined), by the view that took it. */
+  readonly maxHold: WeakMap<SessionLock, number>;
   pruneAt: number;
   pending: number;
   idle: (() => void)[];
@@ -163,6 +165,7 @@ function newGeneration(): AbortController {
 const state: AdapterState = ((globalThis as { [STATE_KEY]?: AdapterState })[STATE_KEY] ??= {
   generation: newGeneration(),
   handles: new Set(),
+  maxHold: new WeakMap(),
   pruneAt: 64,
   pending: 0,
   idle: [],
@@ -349,6 +352,7 @@ export async function acquireSessionWriteLock(params: SessionWriteLockParams): P
       view.releaseSync();
       throw resetError();
     }
+    state.maxHold.set(view, maxHoldMs);
     return handleFor(view, sessionFile);
   } finally {
     if (--state.pending === 0) for (const resolve of state.idle.splice(0)) resolve();
@@ -450,15 +454,14 @@ export const __testing = {
   releaseAllLocksSync(): void {
     releaseHandles();
   },
-  /** How many of this module's holds are past their `maxHoldMs` at `nowMs`. Releases nothing. */
+  /** How many holds this module took (not joined) are past their `maxHoldMs` at `nowMs`. Releases nothing. */
   async runLockWatchdogCheck(nowMs: number = Date.now()): Promise<number> {
-    const holds = new Set<ReturnType<typeof holdFor>>();
+    let over = 0;
     for (const ref of state.handles) {
       const view = ref.deref();
-      if (view?.held) holds.add(holdFor(view));
+      const maxHoldMs = view === undefined ? undefined : state.maxHold.get(view);
+      if (view?.held && maxHoldMs !== undefined && nowMs - view.acquiredAt > maxHoldMs) over++;
     }
-    let over = 0;
-    for (const hold of holds) if (nowMs - hold.acquiredAt > hold.options.maxHoldMs) over++;
     return over;
   },
 };
