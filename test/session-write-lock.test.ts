@@ -1,5 +1,5 @@
-// Issue 6: the drop-in `acquireSessionWriteLock` adapter. Each block reproduces a failure
-// users reported with the old O_EXCL `{pid, createdAt}` lock file, and shows it fixed.
+// The drop-in `session-flock/session-write-lock` (issues 6 and 14): the OpenClaw gateway's
+// module as of April 2026, with the same exports, defaults and option rules, on kernel locks.
 // Real files in temp dirs, real child processes (test/fixtures/swl-child.cjs over IPC).
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
 import * as diagnostics from 'node:diagnostics_channel';
@@ -8,21 +8,30 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { heldLocks } from '../dist/cjs/index.js';
+import { acquire as coreAcquire, heldLocks } from '../dist/cjs/index.js';
 import {
+  __testing,
   acquireSessionWriteLock,
+  cleanStaleLockFiles,
+  drainSessionWriteLockStateForTest,
+  isSessionWriteLockTimeoutError,
   releaseAllSessionWriteLocks,
+  resetSessionWriteLockStateForTest,
+  resolveSessionLockMaxHoldFromTimeout,
+  SESSION_WRITE_LOCK_TIMEOUT,
   SessionWriteLockTimeoutError,
 } from '../dist/cjs/adapters/session-write-lock.js';
 
 const execFileP = promisify(execFile);
 const repo = path.resolve(__dirname, '..');
-const childFixture = path.join(__dirname, 'fixtures', 'swl-child.cjs');
-const esmFixture = path.join(__dirname, 'fixtures', 'swl-esm.mjs');
+const fixtures = path.join(__dirname, 'fixtures');
+const childFixture = path.join(fixtures, 'swl-child.cjs');
+const esmFixture = path.join(fixtures, 'swl-esm.mjs');
 
 interface Reply {
   id: number;
   ok: boolean;
+  free?: boolean;
   name?: string;
   code?: string;
   message?: string;
@@ -36,6 +45,8 @@ interface Child {
   proc: ChildProcess;
   pid: number;
   request(msg: Record<string, unknown>): Promise<Reply>;
+  /** One non-blocking try-lock of lockPath in this child: is it free for another process? */
+  free(lockPath: string): Promise<boolean>;
   /** SIGKILL and wait until the process is gone. */
   kill(): Promise<void>;
 }
@@ -48,6 +59,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
+  await drainSessionWriteLockStateForTest();
   await releaseAllSessionWriteLocks();
   for (const proc of children.splice(0)) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
@@ -71,15 +83,21 @@ async function startChild(): Promise<Child> {
       else pending.get(msg.id)?.(msg);
     });
   });
+  const request = (msg: Record<string, unknown>): Promise<Reply> => {
+    const id = nextId++;
+    return new Promise<Reply>((resolve, reject) => {
+      pending.set(id, resolve);
+      proc.send({ id, ...msg }, (error) => error && reject(error));
+    });
+  };
   return {
     proc,
     pid,
-    request(msg) {
-      const id = nextId++;
-      return new Promise<Reply>((resolve, reject) => {
-        pending.set(id, resolve);
-        proc.send({ id, ...msg }, (error) => error && reject(error));
-      });
+    request,
+    async free(lockPath) {
+      const reply = await request({ cmd: 'probe', lockPath });
+      if (!reply.ok) throw new Error(`probe failed: ${reply.message}`);
+      return reply.free as boolean;
     },
     async kill() {
       proc.kill('SIGKILL');
@@ -88,7 +106,7 @@ async function startChild(): Promise<Child> {
   };
 }
 
-/** The pid of a process that has exited (and was reaped), for legacy lock files and records. */
+/** The pid of a process that has exited (and was reaped), for old-format lock files and records. */
 async function deadPid(): Promise<number> {
   const proc = spawn(process.execPath, ['-e', '']);
   await exited(proc);
@@ -105,96 +123,7 @@ async function rejection(promise: Promise<unknown>): Promise<SessionWriteLockTim
   throw new Error('expected a rejection');
 }
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 const lockPathOf = (sessionFile: string): string => `${sessionFile}.lock`;
-
-describe('lock path', () => {
-  it('is realpath(dirname) + basename + .lock, so a symlinked sessions dir shares one lock; the dir is created', async () => {
-    const real = path.join(dir, 'real', 'sessions');
-    const sessionFile = path.join(real, 'a.jsonl');
-    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0 });
-    expect(fs.statSync(real).isDirectory()).toBe(true);
-    expect(lock.lockPath).toBe(lockPathOf(sessionFile));
-    expect(lock.sessionFile).toBe(sessionFile);
-
-    fs.symlinkSync(real, path.join(dir, 'link'));
-    const viaLink = path.join(dir, 'link', 'a.jsonl');
-    const error = await rejection(acquireSessionWriteLock({ sessionFile: viaLink, timeoutMs: 0 }));
-    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
-    expect(error.lockPath).toBe(lock.lockPath);
-
-    // A child through the symlink sees the same lock.
-    const child = await startChild();
-    expect((await child.request({ cmd: 'acquire', sessionFile: viaLink, timeoutMs: 0 })).ok).toBe(false);
-    await lock.release();
-    const reply = await child.request({ cmd: 'acquire', sessionFile: viaLink, timeoutMs: 0 });
-    expect(reply).toMatchObject({ ok: true, lockPath: lock.lockPath });
-  });
-});
-
-describe('old failure: a SIGKILLed holder wedged the session until staleMs (30 min)', () => {
-  it('the session is acquirable at once after the holder is SIGKILLed', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const child = await startChild();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-    // Really held by the child: a one-attempt acquire here fails, naming it.
-    const before = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 0 }));
-    expect(before.ownerPid).toBe(child.pid);
-    expect(before.ownerPidAlive).toBe(true);
-
-    await child.kill();
-    // Its record is left behind (the child never ran release); it decides nothing.
-    expect(JSON.parse(fs.readFileSync(`${lockPathOf(sessionFile)}.json`, 'utf8')).pid).toBe(child.pid);
-    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0 });
-    expect(lock.held).toBe(true);
-    expect(JSON.parse(fs.readFileSync(`${lockPathOf(sessionFile)}.json`, 'utf8')).pid).toBe(process.pid);
-    await lock.release();
-  });
-});
-
-describe('old failure: an in-process restart kept the pid (PID 1 in a container), so its own lock looked alive', () => {
-  it('releaseAllSessionWriteLocks frees it, re-acquire succeeds, and the old handle is inert', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const before = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0 });
-    const beforeReentered = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0, allowReentrant: true });
-
-    // "Restart": the new server iteration in the same process starts by releasing everything.
-    expect(await releaseAllSessionWriteLocks()).toBe(1);
-    expect(before.held).toBe(false);
-    expect(beforeReentered.held).toBe(false);
-
-    const after = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0 });
-    // The old iteration's late release calls must not free the new holder's lock.
-    await before.release();
-    await beforeReentered.release();
-    expect(after.held).toBe(true);
-    const child = await startChild();
-    const blocked = await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 });
-    expect(blocked).toMatchObject({ ok: false, code: 'SESSION_WRITE_LOCK_TIMEOUT', ownerPid: process.pid, ownerPidAlive: true });
-    // Re-entrancy counts were reset too: a re-entrant acquire joins the new hold, not the dead one.
-    const joined = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0, allowReentrant: true });
-    await joined.release();
-    expect(after.held).toBe(true);
-
-    await after.release();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-  });
-
-  it('an acquire pending at the restart is failed, not left to grab the lock later', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const child = await startChild();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-    const pending = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity });
-    // Wait until it is queued in the core (it first awaits mkdir/realpath).
-    await untilQueued(lockPathOf(sessionFile));
-    await releaseAllSessionWriteLocks();
-    const error = await rejection(pending);
-    expect(error.name).toBe('AbortError');
-  });
-});
 
 /**
  * How many acquires this process has queued on lockPath. Reads the core's registry, which
@@ -214,8 +143,414 @@ async function untilQueued(lockPath: string, n = 1): Promise<void> {
   while (queuedOn(lockPath) < n) await new Promise((r) => setTimeout(r, 5));
 }
 
-describe('old failure: a leaked release in a live process held the session forever, silently', () => {
-  it('the long hold is reported (maxHoldMs, never stolen) and releaseAllSessionWriteLocks frees it', async () => {
+/** Whether `promise` is still pending after everything already queued has run. */
+async function isPending(promise: Promise<unknown>): Promise<boolean> {
+  const marker = Symbol('pending');
+  await new Promise((r) => setImmediate(r));
+  return (await Promise.race([promise.then(() => 'settled', () => 'settled'), Promise.resolve(marker)])) === marker;
+}
+
+describe('lock path and symlinked session folders', () => {
+  it('is realpath(dirname) + basename + .lock; the directory is created', async () => {
+    const real = path.join(dir, 'real', 'sessions');
+    const sessionFile = path.join(real, 'a.jsonl');
+    const lock = await acquireSessionWriteLock({ sessionFile });
+    expect(fs.statSync(real).isDirectory()).toBe(true);
+    expect(lock.lockPath).toBe(lockPathOf(sessionFile));
+    expect(lock.sessionFile).toBe(sessionFile);
+    await lock.release();
+  });
+
+  it('two paths through a symlinked folder are one lock: the second re-enters, and the lock lasts until the last release', async () => {
+    const real = path.join(dir, 'real');
+    fs.mkdirSync(real);
+    fs.symlinkSync(real, path.join(dir, 'link'));
+    const viaReal = path.join(real, 'a.jsonl');
+    const viaLink = path.join(dir, 'link', 'a.jsonl');
+    const a = await acquireSessionWriteLock({ sessionFile: viaReal });
+    const b = await acquireSessionWriteLock({ sessionFile: viaLink, timeoutMs: 100 });
+    expect(b.lockPath).toBe(a.lockPath);
+    expect(heldLocks()).toHaveLength(1);
+
+    const child = await startChild();
+    await a.release();
+    expect(await child.free(lockPathOf(viaReal))).toBe(false);
+    await b.release();
+    expect(await child.free(lockPathOf(viaReal))).toBe(true);
+    // A child going through the symlink is excluded by the same lock.
+    expect((await child.request({ cmd: 'acquire', sessionFile: viaLink, timeoutMs: 100 })).ok).toBe(true);
+    const error = await rejection(acquireSessionWriteLock({ sessionFile: viaReal, timeoutMs: 100 }));
+    expect(error.ownerPid).toBe(child.pid);
+  });
+});
+
+describe('re-entrancy (allowReentrant, default true as in the old module)', () => {
+  it('default: a nested acquire with default options re-enters at once and counts; the OS lock goes on the last release', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    // run/attempt.ts holds the session for the whole run...
+    const run = await acquireSessionWriteLock({
+      sessionFile,
+      maxHoldMs: resolveSessionLockMaxHoldFromTimeout({ timeoutMs: 600_000 }),
+    });
+    // ...while compact / tool-result truncation / transcript rewrite acquire it again with
+    // defaults (without re-entry this would wait out the 10 s budget for itself and reject).
+    const compact = await acquireSessionWriteLock({ sessionFile });
+    const truncate = await acquireSessionWriteLock({ sessionFile });
+    expect(heldLocks()).toMatchObject([{ lockPath: lockPathOf(sessionFile), count: 3 }]);
+
+    const child = await startChild();
+    await compact.release();
+    await truncate.release();
+    expect(run.held).toBe(true);
+    expect(await child.free(lockPathOf(sessionFile))).toBe(false);
+    await run.release();
+    expect(heldLocks()).toHaveLength(0);
+    expect(await child.free(lockPathOf(sessionFile))).toBe(true);
+  });
+
+  it('release() is idempotent and works detached; a double release does not drop another handle\'s count', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const { release } = await acquireSessionWriteLock({ sessionFile });
+    const second = await acquireSessionWriteLock({ sessionFile });
+    await release();
+    await release();
+    expect(second.held).toBe(true);
+    const child = await startChild();
+    expect(await child.free(lockPathOf(sessionFile))).toBe(false);
+    await second.release();
+    expect(await child.free(lockPathOf(sessionFile))).toBe(true);
+  });
+
+  it('allowReentrant: false does not re-enter: it queues behind this process\'s own hold and times out naming this pid', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const first = await acquireSessionWriteLock({ sessionFile });
+    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 150, allowReentrant: false }));
+    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
+    expect(error.ownerPid).toBe(process.pid);
+    expect(error.ownerPidAlive).toBe(true);
+
+    const second = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity, allowReentrant: false });
+    await untilQueued(lockPathOf(sessionFile));
+    expect(await isPending(second)).toBe(true);
+    await first.release();
+    const lock = await second;
+    expect(lock.held).toBe(true);
+    expect(heldLocks()).toMatchObject([{ count: 1 }]);
+    await lock.release();
+  });
+
+  it('process-wide, but only with a hold that exists: acquires waiting on another process queue, they do not join each other', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    const x = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity });
+    const y = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity });
+    await untilQueued(lockPathOf(sessionFile), 2);
+    await child.request({ cmd: 'release' });
+    // Either may reach the queue first (each awaits mkdir and realpath before it queues).
+    const first = await Promise.race([x.then((lock) => ({ lock, other: y })), y.then((lock) => ({ lock, other: x }))]);
+    const { other } = first;
+    expect(await isPending(other)).toBe(true);
+    await first.lock.release();
+    const second = await other;
+    expect(second.held).toBe(true);
+    expect(heldLocks()).toMatchObject([{ count: 1 }]);
+    await second.release();
+  });
+
+  it('re-enters a hold taken through the core too (process-wide), and the hooks leave the core\'s view alone', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const core = await coreAcquire(sessionFile);
+    const joined = await acquireSessionWriteLock({ sessionFile, timeoutMs: 100 });
+    expect(heldLocks()).toMatchObject([{ count: 2 }]);
+    resetSessionWriteLockStateForTest();
+    expect(joined.held).toBe(false);
+    expect(core.held).toBe(true);
+    await core.release();
+  });
+});
+
+describe('options follow the old rule: a non-number, NaN or <= 0 means the default', () => {
+  it.each([0, -1, NaN, '250', null])('timeoutMs %s waits with the default budget instead of trying once', async (timeoutMs) => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    const pending = acquireSessionWriteLock({ sessionFile, timeoutMs: timeoutMs as number });
+    await untilQueued(lockPathOf(sessionFile));
+    expect(await isPending(pending)).toBe(true);
+    await child.request({ cmd: 'release' });
+    const lock = await pending;
+    expect(lock.held).toBe(true);
+    await lock.release();
+  });
+
+  it('the default budget is 10 000 ms (this test waits it out) and the message says so', { timeout: 30_000 }, async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 0 }));
+    expect(error.timeoutMs).toBe(10_000);
+    expect(error.message).toBe(`session file locked (timeout 10000ms): pid=${child.pid} ${lockPathOf(sessionFile)}`);
+  });
+
+  it('timeoutMs: Infinity waits without limit (until aborted); maxHoldMs defaults to 5 min and follows the same rule', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    const controller = new AbortController();
+    const pending = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity, signal: controller.signal });
+    await untilQueued(lockPathOf(sessionFile));
+    controller.abort();
+    expect((await rejection(pending)).name).toBe('AbortError');
+    await child.request({ cmd: 'release' });
+
+    for (const maxHoldMs of [undefined, 0, -5, NaN, Infinity]) {
+      const lock = await acquireSessionWriteLock({ sessionFile, maxHoldMs });
+      const now = Date.now();
+      expect(await __testing.runLockWatchdogCheck(now + 5 * 60_000 - 5_000)).toBe(0);
+      expect(await __testing.runLockWatchdogCheck(now + 5 * 60_000 + 5_000)).toBe(1);
+      await lock.release();
+    }
+    const short = await acquireSessionWriteLock({ sessionFile, maxHoldMs: 1_000 });
+    expect(await __testing.runLockWatchdogCheck(Date.now() + 2_000)).toBe(1);
+    // The check counts; it never takes the lock away.
+    expect(short.held).toBe(true);
+    expect(await child.free(lockPathOf(sessionFile))).toBe(false);
+    await short.release();
+  });
+
+  it('staleMs is ignored: a live holder is never robbed, however small staleMs is', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 200, staleMs: 1 }));
+    expect(error.code).toBe('SESSION_WRITE_LOCK_TIMEOUT');
+    expect(error.ownerPid).toBe(child.pid);
+  });
+
+  it('bad sessionFile, allowReentrant, signal or owner is a TypeError that leaves nothing held', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    for (const params of [
+      { sessionFile: 42 },
+      { sessionFile: '' },
+      { sessionFile, allowReentrant: 'yes' },
+      { sessionFile, signal: {} },
+      { sessionFile, owner: 7 },
+    ]) {
+      const error = await rejection(acquireSessionWriteLock(params as never));
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error.message).toMatch(/params\.(sessionFile|allowReentrant|signal|owner)/);
+    }
+    expect(heldLocks()).toHaveLength(0);
+  });
+
+  it('resolveSessionLockMaxHoldFromTimeout: max(minMs, timeoutMs + graceMs), 2 min grace, 5 min floor, capped at 2 147 000 000', () => {
+    expect(resolveSessionLockMaxHoldFromTimeout({ timeoutMs: 600_000 })).toBe(720_000);
+    expect(resolveSessionLockMaxHoldFromTimeout({ timeoutMs: 1_000, minMs: 5_000 })).toBe(121_000);
+    expect(resolveSessionLockMaxHoldFromTimeout({ timeoutMs: 1_000 })).toBe(300_000);
+    expect(resolveSessionLockMaxHoldFromTimeout({ timeoutMs: 10_000, graceMs: 1_000, minMs: 1 })).toBe(11_000);
+    expect(resolveSessionLockMaxHoldFromTimeout({ timeoutMs: 2_147_000_000 })).toBe(2_147_000_000);
+    expect(resolveSessionLockMaxHoldFromTimeout({ timeoutMs: Infinity })).toBe(2_147_000_000);
+    // The duration rule: the default for timeoutMs is minMs; for graceMs and minMs their own.
+    expect(resolveSessionLockMaxHoldFromTimeout({ timeoutMs: 0 })).toBe(420_000);
+    expect(resolveSessionLockMaxHoldFromTimeout({ timeoutMs: NaN, minMs: 1_000 })).toBe(121_000);
+    expect(resolveSessionLockMaxHoldFromTimeout({ timeoutMs: 10_000, graceMs: -1, minMs: Infinity })).toBe(300_000);
+  });
+});
+
+describe('no stale lock blocks anymore: only a kernel lock does', () => {
+  it('a SIGKILLed holder frees the session at once; its leftover record decides nothing', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    const before = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 100 }));
+    expect(before.ownerPid).toBe(child.pid);
+    expect(before.ownerPidAlive).toBe(true);
+
+    await child.kill();
+    expect(JSON.parse(fs.readFileSync(`${lockPathOf(sessionFile)}.json`, 'utf8')).pid).toBe(child.pid);
+    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 100 });
+    expect(lock.held).toBe(true);
+    expect(JSON.parse(fs.readFileSync(`${lockPathOf(sessionFile)}.json`, 'utf8')).pid).toBe(process.pid);
+    await lock.release();
+  });
+
+  it.each([
+    ['an old-format body naming a dead pid', async () => JSON.stringify({ pid: await deadPid(), createdAt: new Date(Date.now() - 60_000).toISOString() }, null, 2)],
+    ['an old-format body naming this very pid (same-pid restart)', async () => JSON.stringify({ pid: process.pid, createdAt: new Date().toISOString() })],
+    ['an old-format body with a recycled pid (live pid, wrong starttime)', async () => JSON.stringify({ pid: process.ppid, createdAt: new Date().toISOString(), starttime: 999_999_999 })],
+    ['a fresh malformed body', async () => '{}'],
+  ])('a lock file nobody holds never blocks, whatever it holds: %s; it is neither truncated nor deleted', async (_name, body) => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const content = await body();
+    fs.writeFileSync(lockPathOf(sessionFile), content);
+    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 100 });
+    expect(lock.held).toBe(true);
+    expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(content);
+    // The kernel lock on that same path is what counts: another process is refused, and told who really holds it.
+    const child = await startChild();
+    const blocked = await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 });
+    expect(blocked).toMatchObject({ ok: false, code: 'SESSION_WRITE_LOCK_TIMEOUT', ownerPid: process.pid, ownerPidAlive: true });
+    await lock.release();
+    expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(content);
+    expect(fs.existsSync(`${lockPathOf(sessionFile)}.json`)).toBe(false);
+    // (Not a probe: this child's given-up kernel wait may still be draining.)
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 5_000 })).ok).toBe(true);
+  });
+});
+
+describe('release everything: releaseAllSessionWriteLocks and the test hooks', () => {
+  it('releaseAllSessionWriteLocks (same-pid restart) frees it; old handles are inert and cannot free a later holder', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const before = await acquireSessionWriteLock({ sessionFile });
+    const beforeNested = await acquireSessionWriteLock({ sessionFile });
+    expect(await releaseAllSessionWriteLocks()).toBe(1);
+    expect(before.held).toBe(false);
+    expect(beforeNested.held).toBe(false);
+
+    const after = await acquireSessionWriteLock({ sessionFile, timeoutMs: 100 });
+    await before.release();
+    await beforeNested.release();
+    expect(after.held).toBe(true);
+    const child = await startChild();
+    expect(await child.free(lockPathOf(sessionFile))).toBe(false);
+    // A nested acquire joins the new hold, not the dead one.
+    const joined = await acquireSessionWriteLock({ sessionFile });
+    await joined.release();
+    expect(after.held).toBe(true);
+    await after.release();
+    expect(await child.free(lockPathOf(sessionFile))).toBe(true);
+  });
+
+  it('drainSessionWriteLockStateForTest releases every handle, fails pending acquires, and resolves after they settled', async () => {
+    const a = path.join(dir, 'a.jsonl');
+    const b = path.join(dir, 'b.jsonl');
+    const held = await acquireSessionWriteLock({ sessionFile: a });
+    const nested = await acquireSessionWriteLock({ sessionFile: a });
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile: b, timeoutMs: 100 })).ok).toBe(true);
+    let settled = false;
+    const pending = acquireSessionWriteLock({ sessionFile: b, timeoutMs: Infinity }).finally(() => (settled = true));
+    pending.catch(() => undefined);
+    await untilQueued(lockPathOf(b));
+
+    const drained = drainSessionWriteLockStateForTest();
+    expect(drained).toBeInstanceOf(Promise);
+    await drained;
+    expect(settled).toBe(true);
+    expect((await rejection(pending)).name).toBe('AbortError');
+    expect(held.held).toBe(false);
+    expect(nested.held).toBe(false);
+    expect(heldLocks()).toHaveLength(0);
+    expect(await child.free(lockPathOf(a))).toBe(true);
+    // Later acquires work, and a stale handle cannot touch them.
+    const again = await acquireSessionWriteLock({ sessionFile: a, timeoutMs: 100 });
+    await held.release();
+    expect(again.held).toBe(true);
+    await again.release();
+  });
+
+  it('resetSessionWriteLockStateForTest is synchronous: the locks are free for another process right after it returns', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const lock = await acquireSessionWriteLock({ sessionFile });
+    const child = await startChild();
+    expect(await child.free(lockPathOf(sessionFile))).toBe(false);
+    expect(resetSessionWriteLockStateForTest()).toBeUndefined();
+    expect(lock.held).toBe(false);
+    expect(await child.free(lockPathOf(sessionFile))).toBe(true);
+  });
+
+  it('an acquire pending in the kernel when a hook runs is failed, not left to grab the lock later', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    const pending = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity });
+    await untilQueued(lockPathOf(sessionFile));
+    resetSessionWriteLockStateForTest();
+    expect((await rejection(pending)).name).toBe('AbortError');
+    await child.request({ cmd: 'release' });
+    expect(heldLocks()).toHaveLength(0);
+  });
+
+  it('__testing keeps the old seams: no cleanup signals, and the termination/exit release frees this module\'s locks', async () => {
+    expect(__testing.cleanupSignals).toEqual([]);
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const lock = await acquireSessionWriteLock({ sessionFile });
+    __testing.handleTerminationSignal('SIGTERM');
+    expect(lock.held).toBe(false);
+    const again = await acquireSessionWriteLock({ sessionFile });
+    __testing.releaseAllLocksSync();
+    expect(again.held).toBe(false);
+    const child = await startChild();
+    expect(await child.free(lockPathOf(sessionFile))).toBe(true);
+  });
+});
+
+describe('the timeout error', () => {
+  it('is the old message exactly (pid=<holder> then the path), with SESSION_WRITE_LOCK_TIMEOUT and the holder in fields', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 300 }));
+    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
+    expect(error).toBeInstanceOf(Error);
+    expect(error.message).toBe(`session file locked (timeout 300ms): pid=${child.pid} ${lockPathOf(sessionFile)}`);
+    expect(error.code).toBe(SESSION_WRITE_LOCK_TIMEOUT);
+    expect(SESSION_WRITE_LOCK_TIMEOUT).toBe('SESSION_WRITE_LOCK_TIMEOUT');
+    expect(error.lockPath).toBe(lockPathOf(sessionFile));
+    expect(error.timeoutMs).toBe(300);
+    expect(error.ownerPid).toBe(child.pid);
+    expect(error.ownerPidAlive).toBe(true);
+    expect(error.ageMs).toBeGreaterThanOrEqual(0);
+    expect(isSessionWriteLockTimeoutError(error)).toBe(true);
+  });
+
+  it('isSessionWriteLockTimeoutError goes by code (another copy of the package), not by message', () => {
+    expect(isSessionWriteLockTimeoutError(Object.assign(new Error('x'), { code: 'SESSION_WRITE_LOCK_TIMEOUT' }))).toBe(true);
+    expect(isSessionWriteLockTimeoutError(new Error('session file locked (timeout 10ms): unknown /x.lock'))).toBe(false);
+    expect(isSessionWriteLockTimeoutError({ code: 'SESSION_WRITE_LOCK_TIMEOUT' })).toBe(false);
+    expect(isSessionWriteLockTimeoutError(null)).toBe(false);
+    expect(new SessionWriteLockTimeoutError('/s/a.jsonl.lock', 10_000, { pid: null, alive: null, ageMs: null, hostname: null, owner: null }).message).toBe(
+      'session file locked (timeout 10000ms): unknown /s/a.jsonl.lock',
+    );
+  });
+
+  it.runIf(process.platform === 'linux')('names the kernel\'s holder on Linux, even with no record or a record naming someone else', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'core-hold', target: sessionFile, record: false })).ok).toBe(true);
+    const noRecord = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 100 }));
+    expect(noRecord.message).toBe(`session file locked (timeout 100ms): pid=${child.pid} ${lockPathOf(sessionFile)}`);
+    expect(noRecord.ownerPidAlive).toBe(true);
+
+    const pid = await deadPid();
+    fs.writeFileSync(`${lockPathOf(sessionFile)}.json`, JSON.stringify({ pid, hostname: os.hostname(), acquiredAt: Date.now() - 5000 }));
+    const lying = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 100 }));
+    expect(lying.ownerPid).toBe(child.pid);
+    expect(lying.message).not.toContain(`pid=${pid} `);
+  });
+
+  it('signal: an aborted wait rejects with AbortError and leaves nothing held; an already aborted signal never acquires', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    const controller = new AbortController();
+    const pending = acquireSessionWriteLock({ sessionFile, signal: controller.signal });
+    await untilQueued(lockPathOf(sessionFile));
+    controller.abort(new Error('run cancelled'));
+    const error = await rejection(pending);
+    expect(error.name).toBe('AbortError');
+    await child.request({ cmd: 'release' });
+    expect(heldLocks()).toHaveLength(0);
+    expect(await child.free(lockPathOf(sessionFile))).toBe(true);
+    const before = await rejection(acquireSessionWriteLock({ sessionFile, signal: AbortSignal.abort() }));
+    expect(before.name).toBe('AbortError');
+    expect(heldLocks()).toHaveLength(0);
+  });
+});
+
+describe('maxHoldMs reports a long hold; the lock is never stolen', () => {
+  it('publishes a long-hold report and one warning; the holder keeps the lock', async () => {
     const sessionFile = path.join(dir, 'a.jsonl');
     const reports: { lockPath: string; heldForMs: number; maxHoldMs: number }[] = [];
     const warnings: Error[] = [];
@@ -229,23 +564,18 @@ describe('old failure: a leaked release in a live process held the session forev
     diagnostics.subscribe('session-flock:long-hold', onReport);
     process.on('warning', onWarning);
     try {
-      // The caller "forgets" release(): it keeps the handle but never calls it.
-      const leaked = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0, maxHoldMs: 50 });
+      const leaked = await acquireSessionWriteLock({ sessionFile, maxHoldMs: 50 });
       await gotReport;
       expect(reports).toHaveLength(1);
       expect(reports[0]).toMatchObject({ lockPath: leaked.lockPath, maxHoldMs: 50 });
       expect(reports[0].heldForMs).toBeGreaterThanOrEqual(50);
-      // Reported, not stolen: still held, and another process still cannot have it.
       expect(leaked.held).toBe(true);
       const child = await startChild();
-      const blocked = await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 });
-      expect(blocked).toMatchObject({ ok: false, ownerPid: process.pid, ownerPidAlive: true });
+      expect(await child.free(lockPathOf(sessionFile))).toBe(false);
       await new Promise((r) => setImmediate(r));
-      expect(warnings.some((w) => (w as NodeJS.ErrnoException).code === 'SESSION_FLOCK_LONG_HOLD' && w.message.includes(leaked.lockPath))).toBe(true);
-
-      expect(await releaseAllSessionWriteLocks()).toBe(1);
-      expect(leaked.held).toBe(false);
-      expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
+      expect(warnings.some((w) => (w as NodeJS.ErrnoException).code === 'SESSION_FLOCK_LONG_HOLD' && w.message.includes(lockPathOf(sessionFile)))).toBe(true);
+      await leaked.release();
+      expect(await child.free(lockPathOf(sessionFile))).toBe(true);
     } finally {
       diagnostics.unsubscribe('session-flock:long-hold', onReport);
       process.off('warning', onWarning);
@@ -254,171 +584,128 @@ describe('old failure: a leaked release in a live process held the session forev
 
   it('a handle dropped without release() is released when collected, with a leak warning', async () => {
     const sessionFile = path.join(dir, 'a.jsonl');
-    const { stdout } = await execFileP(process.execPath, ['--expose-gc', path.join(__dirname, 'fixtures', 'swl-gc.cjs'), sessionFile]);
-    const result = JSON.parse(stdout);
-    expect(result).toMatchObject({ heldBefore: 1, heldAfter: 0, leakWarning: true, leakReport: true });
-    // Freed for everyone else too.
-    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0 });
+    const { stdout } = await execFileP(process.execPath, ['--expose-gc', path.join(fixtures, 'swl-gc.cjs'), sessionFile]);
+    expect(JSON.parse(stdout)).toMatchObject({ heldBefore: 1, heldAfter: 0, leakWarning: true, leakReport: true });
+    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 100 });
     await lock.release();
   });
 });
 
-describe('old failure: a stale legacy lock file (O_EXCL, {pid, createdAt}) with a dead pid blocked for staleMs', () => {
-  it('does not block, is neither truncated nor deleted, and its pid is never reported as the holder', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const pid = await deadPid();
-    const legacy = JSON.stringify({ pid, createdAt: new Date(Date.now() - 60_000).toISOString() }, null, 2);
-    fs.writeFileSync(lockPathOf(sessionFile), legacy);
-
-    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0 });
-    expect(lock.held).toBe(true);
-    expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(legacy);
-    // The holder record is the separate sidecar, not the legacy body.
-    expect(JSON.parse(fs.readFileSync(`${lockPathOf(sessionFile)}.json`, 'utf8')).pid).toBe(process.pid);
-
-    // The kernel lock on that same path is what counts: another process is refused, and told who really holds it.
+describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by a sweeper holding its lock', () => {
+  it('never removes a lock file another process holds, reports that holder, and removes the free ones of both formats', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const held = path.join(sessionsDir, 'held.jsonl');
     const child = await startChild();
-    const blocked = await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 });
-    expect(blocked).toMatchObject({ ok: false, code: 'SESSION_WRITE_LOCK_TIMEOUT', ownerPid: process.pid, ownerPidAlive: true });
-    expect(blocked.message).not.toContain(`pid=${pid} `);
+    expect((await child.request({ cmd: 'acquire', sessionFile: held, timeoutMs: 100 })).ok).toBe(true);
+    // An empty lock file this library left behind, free.
+    const empty = await acquireSessionWriteLock({ sessionFile: path.join(sessionsDir, 'empty.jsonl') });
+    await empty.release();
+    const dead = await deadPid();
+    fs.writeFileSync(path.join(sessionsDir, 'old-dead.jsonl.lock'), JSON.stringify({ pid: dead, createdAt: new Date(Date.now() - 120_000).toISOString() }));
+    // The old sweep kept this one (live pid, fresh); nobody holds it, so it is stale now.
+    const createdAt = new Date(Date.now() - 1_000).toISOString();
+    fs.writeFileSync(path.join(sessionsDir, 'old-live.jsonl.lock'), JSON.stringify({ pid: child.pid, createdAt }));
+    fs.writeFileSync(path.join(sessionsDir, 'notes.txt.lock'), '');
 
-    await lock.release();
-    expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(legacy);
-    expect(fs.existsSync(`${lockPathOf(sessionFile)}.json`)).toBe(false);
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-  });
+    const warnings: string[] = [];
+    const nowMs = Date.now();
+    const result = await cleanStaleLockFiles({ sessionsDir, staleMs: 30_000, nowMs, log: { warn: (m) => warnings.push(m) } });
+    expect(result.locks.map((l) => path.basename(l.lockPath))).toEqual(['empty.jsonl.lock', 'held.jsonl.lock', 'old-dead.jsonl.lock', 'old-live.jsonl.lock']);
+    const byName = Object.fromEntries(result.locks.map((l) => [path.basename(l.lockPath), l]));
+    expect(byName['held.jsonl.lock']).toMatchObject({ lockPath: lockPathOf(held), pid: child.pid, pidAlive: true, stale: false, staleReasons: [], removed: false });
+    expect(byName['held.jsonl.lock'].ageMs).toBeGreaterThanOrEqual(0);
+    expect(byName['empty.jsonl.lock']).toMatchObject({ pid: null, pidAlive: false, createdAt: null, stale: true, staleReasons: ['not-held'], removed: true });
+    expect(byName['old-dead.jsonl.lock']).toMatchObject({ pid: dead, pidAlive: false, stale: true, staleReasons: ['not-held', 'old-format', 'dead-pid'], removed: true });
+    expect(byName['old-dead.jsonl.lock'].ageMs).toBeGreaterThanOrEqual(120_000);
+    expect(byName['old-live.jsonl.lock']).toMatchObject({ pid: child.pid, pidAlive: true, createdAt, ageMs: nowMs - Date.parse(createdAt), stale: true, staleReasons: ['not-held', 'old-format'], removed: true });
+    expect(result.cleaned.map((l) => path.basename(l.lockPath))).toEqual(['empty.jsonl.lock', 'old-dead.jsonl.lock', 'old-live.jsonl.lock']);
+    expect(warnings).toEqual(result.cleaned.map((l) => `removed stale session lock: ${l.lockPath} (${l.staleReasons.join(', ')})`));
+    expect(fs.readdirSync(sessionsDir).sort()).toEqual(['held.jsonl.lock', 'held.jsonl.lock.json', 'notes.txt.lock']);
 
-  it('a legacy file naming a live pid does not block either (no exclusion with old O_EXCL processes; see migration.md)', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const live = await startChild();
-    fs.writeFileSync(lockPathOf(sessionFile), JSON.stringify({ pid: live.pid, createdAt: new Date().toISOString() }));
-    const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0 });
-    expect(lock.held).toBe(true);
-    await lock.release();
-  });
-});
-
-describe('timeout error names the holder', () => {
-  it('SessionWriteLockTimeoutError: code, lockPath, timeoutMs, ownerPid, ownerPidAlive, and the familiar message prefix', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const child = await startChild();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 300 }));
-    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
-    expect(error).toBeInstanceOf(Error);
-    expect(error.name).toBe('SessionWriteLockTimeoutError');
-    expect(error.code).toBe('SESSION_WRITE_LOCK_TIMEOUT');
-    expect(error.lockPath).toBe(lockPathOf(sessionFile));
-    expect(error.timeoutMs).toBe(300);
-    expect(error.ownerPid).toBe(child.pid);
-    expect(error.ownerPidAlive).toBe(true);
-    expect(error.message).toMatch(new RegExp(`^session file locked \\(timeout 300ms\\): pid=${child.pid} alive=true ageMs=\\d+ ${escapeRegExp(lockPathOf(sessionFile))}$`));
-  });
-
-  it('the default budget is 10 000 ms (this test waits it out)', { timeout: 30_000 }, async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const child = await startChild();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-    const error = await rejection(acquireSessionWriteLock({ sessionFile }));
-    expect(error.timeoutMs).toBe(10_000);
-    expect(error.message).toMatch(new RegExp(`^session file locked \\(timeout 10000ms\\): pid=${child.pid} alive=true ageMs=\\d+ `));
-  });
-
-  it('says owner=unknown when the holder left no record (e.g. a foreign flock user)', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const child = await startChild();
-    expect((await child.request({ cmd: 'core-hold', target: sessionFile, record: false })).ok).toBe(true);
-    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 0 }));
-    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
-    expect(error.ownerPid).toBeNull();
-    expect(error.ownerPidAlive).toBeNull();
-    expect(error.message).toBe(`session file locked (timeout 0ms): owner=unknown ${lockPathOf(sessionFile)}`);
-  });
-
-  it('says alive=false when the only record names a dead pid (the record is diagnostics, the kernel still decides)', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const child = await startChild();
-    expect((await child.request({ cmd: 'core-hold', target: sessionFile, record: false })).ok).toBe(true);
-    const pid = await deadPid();
-    fs.writeFileSync(`${lockPathOf(sessionFile)}.json`, JSON.stringify({ pid, hostname: os.hostname(), acquiredAt: Date.now() - 5000 }));
-    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 0 }));
-    expect(error.ownerPid).toBe(pid);
-    expect(error.ownerPidAlive).toBe(false);
-    expect(error.message).toMatch(new RegExp(`^session file locked \\(timeout 0ms\\): pid=${pid} alive=false ageMs=\\d+ `));
-  });
-
-  it('staleMs is ignored: a live holder is never robbed, however small staleMs is', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const child = await startChild();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 200, staleMs: 1 }));
-    expect(error.code).toBe('SESSION_WRITE_LOCK_TIMEOUT');
-    expect(error.ownerPid).toBe(child.pid);
-  });
-});
-
-describe('re-entrancy', () => {
-  it('off (default): a second acquire of the same session in this process waits, then times out', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const first = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0 });
-    const error = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 200 }));
-    expect(error).toBeInstanceOf(SessionWriteLockTimeoutError);
-    expect(error.ownerPid).toBe(process.pid);
-    expect(error.ownerPidAlive).toBe(true);
-
-    // It waits (rather than failing at once) and gets the lock when the first lets go.
-    const second = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity });
-    await untilQueued(lockPathOf(sessionFile));
-    await first.release();
-    const lock = await second;
-    expect(lock.held).toBe(true);
-    await lock.release();
-  });
-
-  it('on: it counts, release() is idempotent, and the OS lock goes on the last release', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const a = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0, allowReentrant: true });
-    const b = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0, allowReentrant: true });
-    expect(heldLocks().filter((h) => h.lockPath === a.lockPath)).toHaveLength(1);
-
-    const child = await startChild();
-    await a.release();
-    await a.release();
-    expect(a.held).toBe(false);
-    expect(b.held).toBe(true);
-    expect(await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).toMatchObject({ ok: false, ownerPid: process.pid });
-
-    await b.release();
-    expect(heldLocks()).toHaveLength(0);
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-  });
-
-  it('on: process-wide, it joins a hold taken without allowReentrant too', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const plain = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0 });
-    const nested = await acquireSessionWriteLock({ sessionFile, timeoutMs: 0, allowReentrant: true });
-    await plain.release();
-    const child = await startChild();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(false);
-    await nested.release();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-  });
-
-  it('on: re-entrant acquires waiting on another process all join the first grant (one OS lock)', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const child = await startChild();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
-    const x = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity, allowReentrant: true });
-    const y = acquireSessionWriteLock({ sessionFile, timeoutMs: Infinity, allowReentrant: true });
-    await untilQueued(lockPathOf(sessionFile), 2);
+    // The old failure: the sweep deleted the held file and a second process got the lock too. Not anymore.
+    const second = await startChild();
+    const blocked = await second.request({ cmd: 'acquire', sessionFile: held, timeoutMs: 100 });
+    expect(blocked).toMatchObject({ ok: false, code: 'SESSION_WRITE_LOCK_TIMEOUT', ownerPid: child.pid });
     await child.request({ cmd: 'release' });
-    const [lx, ly] = await Promise.all([x, y]);
-    expect(heldLocks().filter((h) => h.lockPath === lx.lockPath)).toHaveLength(1);
-    await lx.release();
-    expect(ly.held).toBe(true);
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(false);
-    await ly.release();
-    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 0 })).ok).toBe(true);
+    expect((await second.request({ cmd: 'acquire', sessionFile: held, timeoutMs: 100 })).ok).toBe(true);
+  });
+
+  it('removeStale: false only reports; a lock this very process holds is not stale; a SIGKILLed holder\'s leftovers are', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    const mine = await acquireSessionWriteLock({ sessionFile: path.join(sessionsDir, 'mine.jsonl') });
+    const child = await startChild();
+    const killed = path.join(sessionsDir, 'killed.jsonl');
+    expect((await child.request({ cmd: 'acquire', sessionFile: killed, timeoutMs: 100 })).ok).toBe(true);
+    await child.kill();
+
+    const report = await cleanStaleLockFiles({ sessionsDir, removeStale: false });
+    expect(report.cleaned).toEqual([]);
+    expect(report.locks).toMatchObject([
+      { lockPath: lockPathOf(killed), pid: child.pid, pidAlive: false, stale: true, staleReasons: ['not-held', 'dead-pid'], removed: false },
+      { lockPath: mine.lockPath, pid: process.pid, pidAlive: true, stale: false, removed: false },
+    ]);
+    expect(fs.existsSync(lockPathOf(killed))).toBe(true);
+
+    const swept = await cleanStaleLockFiles({ sessionsDir });
+    expect(swept.cleaned.map((l) => l.lockPath)).toEqual([lockPathOf(killed)]);
+    expect(fs.existsSync(lockPathOf(killed))).toBe(false);
+    expect(fs.existsSync(`${lockPathOf(killed)}.json`)).toBe(false);
+    expect(fs.existsSync(mine.lockPath as string)).toBe(true);
+    expect(mine.held).toBe(true);
+    await mine.release();
+  });
+
+  it('a missing folder reports nothing; entries that are not regular files are reported, never touched', async () => {
+    expect(await cleanStaleLockFiles({ sessionsDir: path.join(dir, 'nope') })).toEqual({ locks: [], cleaned: [] });
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(path.join(sessionsDir, 'folder.jsonl.lock'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'elsewhere'), 'keep');
+    fs.symlinkSync(path.join(dir, 'elsewhere'), path.join(sessionsDir, 'link.jsonl.lock'));
+    const warnings: string[] = [];
+    const result = await cleanStaleLockFiles({ sessionsDir, log: { warn: (m) => warnings.push(m) } });
+    expect(result.cleaned).toEqual([]);
+    expect(result.locks).toMatchObject([
+      { lockPath: path.join(sessionsDir, 'folder.jsonl.lock'), stale: false, removed: false },
+      { lockPath: path.join(sessionsDir, 'link.jsonl.lock'), stale: false, removed: false },
+    ]);
+    expect(warnings).toHaveLength(2);
+    expect(fs.lstatSync(path.join(sessionsDir, 'link.jsonl.lock')).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'elsewhere'), 'utf8')).toBe('keep');
+  });
+
+  it('sweeping in a loop while two processes increment a counter under the lock loses no update', { timeout: 120_000 }, async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const sessionFile = path.join(sessionsDir, 'counter.jsonl');
+    const counter = path.join(dir, 'counter');
+    fs.writeFileSync(counter, '0');
+    const iterations = 150;
+    const runs = [1, 2].map(
+      () =>
+        new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+          const proc = spawn(process.execPath, [path.join(fixtures, 'swl-counter.cjs'), sessionFile, counter, String(iterations)], { stdio: ['ignore', 'ignore', 'pipe'] });
+          children.push(proc);
+          let stderr = '';
+          proc.stderr.on('data', (d) => (stderr += d));
+          proc.on('error', reject);
+          proc.on('close', (code) => resolve({ code, stderr }));
+        }),
+    );
+    let done = false;
+    const all = Promise.all(runs).finally(() => (done = true));
+    let removed = 0;
+    let sweeps = 0;
+    while (!done) {
+      removed += (await cleanStaleLockFiles({ sessionsDir })).cleaned.length;
+      sweeps++;
+      await new Promise((r) => setImmediate(r));
+    }
+    for (const run of await all) expect(run.code, run.stderr).toBe(0);
+    expect(Number(fs.readFileSync(counter, 'utf8'))).toBe(2 * iterations);
+    // The sweeper really did remove the lock file between holds, many times.
+    expect(sweeps).toBeGreaterThan(0);
+    expect(removed).toBeGreaterThan(0);
   });
 });
 
@@ -442,6 +729,17 @@ describe('package entry points', () => {
       ['-e', "const m = require('session-flock/session-write-lock'); console.log(Object.keys(m).sort().join(','))"],
       { cwd: consumer },
     );
-    expect(cjs.stdout.trim()).toBe('SessionWriteLockTimeoutError,acquireSessionWriteLock,releaseAllSessionWriteLocks');
+    expect(cjs.stdout.trim().split(',')).toEqual([
+      'SESSION_WRITE_LOCK_TIMEOUT',
+      'SessionWriteLockTimeoutError',
+      '__testing',
+      'acquireSessionWriteLock',
+      'cleanStaleLockFiles',
+      'drainSessionWriteLockStateForTest',
+      'isSessionWriteLockTimeoutError',
+      'releaseAllSessionWriteLocks',
+      'resetSessionWriteLockStateForTest',
+      'resolveSessionLockMaxHoldFromTimeout',
+    ]);
   });
 });

@@ -1,78 +1,113 @@
 /**
- * `session-flock/session-write-lock`: a drop-in replacement for the
- * `acquireSessionWriteLock({ sessionFile, timeoutMs, staleMs, maxHoldMs, allowReentrant })`
- * that agent gateways already call, backed by the kernel lock of the core
- * (flock(2) / LockFileEx) instead of an O_EXCL lock file holding `{pid, createdAt}`.
+ * `session-flock/session-write-lock`: a drop-in for the OpenClaw gateway's
+ * `src/agents/session-write-lock.ts` as of April 2026 (the O_EXCL lock file
+ * holding `{pid, createdAt}`): the same exports, parameter names, defaults and
+ * option rules, backed by the kernel lock of the core (flock(2) / LockFileEx).
  *
- * What changes for callers: nothing in the call shape. What changes in
- * behavior: a dead holder (SIGKILL, OOM, crash) frees the session at once;
- * no pid or age is ever guessed, so `staleMs` has nothing left to decide.
+ * What the kernel lock makes unnecessary, and this module therefore does not
+ * do: guess from a pid or an age that a lock is abandoned (`staleMs`), take a
+ * lock away from a live holder (the old `maxHoldMs` watchdog), delete lock
+ * files on release, or install exit and signal handlers.
  */
+import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { acquire, joinHeld, releaseAll } from '../file/api';
-import { invalidArgType, invalidArgValue, LockTimeoutError } from '../core/errors';
-import type { SessionLock } from '../core/session-lock';
+import { type HolderInfo, invalidArgType, invalidArgValue, LockTimeoutError } from '../core/errors';
+import { inspectMany } from '../file/inspect';
 import { pidAlive } from '../core/process-alive';
+import type { SessionLock } from '../core/session-lock';
+
+export { cleanStaleLockFiles, type SessionLockInspection } from './session-write-lock-sweep';
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_HOLD_MS = 5 * 60 * 1000;
+const DEFAULT_TIMEOUT_GRACE_MS = 2 * 60 * 1000;
+/** Just under setTimeout's ceiling, as the old module capped it. */
+const MAX_LOCK_HOLD_MS = 2_147_000_000;
+
+/**
+ * The old module's one rule for every duration: a non-number, NaN or a value
+ * <= 0 means the default, and so does Infinity unless it is allowed.
+ */
+function resolvePositiveMs(value: unknown, fallback: number, allowInfinity: boolean): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) return fallback;
+  if (value === Infinity && !allowInfinity) return fallback;
+  return value;
+}
 
 export interface SessionWriteLockParams {
   /** The session transcript, e.g. `sessions/<uuid>.jsonl`. Its directory is created if missing. */
   sessionFile: string;
-  /** One budget for the whole acquire. Default 10 000; 0 = one attempt; Infinity = wait as long as it takes. */
+  /**
+   * One budget for the whole acquire. Default 10 000. A non-number, NaN or a
+   * value <= 0 means the default (as the old module since February 2026);
+   * `Infinity` waits as long as it takes.
+   */
   timeoutMs?: number;
   /**
-   * Accepted for compatibility and ignored. The old design used it to guess
-   * that a lock file whose owner looked alive was abandoned anyway. Here the
-   * kernel drops the lock the moment its holder's descriptor closes or its
-   * process dies, so there is nothing stale to detect — and a live holder is
-   * never robbed, however old its hold (use `maxHoldMs` to hear about it).
+   * Accepted and ignored. The old module used it to guess that a lock file
+   * was abandoned; a kernel lock is dropped the moment its holder's descriptor
+   * closes or its process dies, so there is nothing stale to guess about, and
+   * a live holder is never robbed however old its hold.
    */
   staleMs?: number;
   /**
-   * After this long, publish a long-hold report (diagnostics channel
-   * `session-flock:long-hold` and one process warning). Never takes the lock away.
+   * After this long a hold is reported (diagnostics channel
+   * `session-flock:long-hold` and one process warning). Default 5 min; same
+   * option rule as `timeoutMs` but without `Infinity`. Never takes the lock away.
    */
   maxHoldMs?: number;
   /**
-   * Default false: a second acquire of the same session in this process
-   * waits (and times out) like any other contender. With true, it joins the
-   * hold this process has (or is first to get) on that session, process-wide,
-   * and counts; the OS lock is released with the last handle.
+   * Default true: when this process already holds the session, the acquire
+   * joins that hold, process-wide, and counts; the OS lock goes with the last
+   * release. `false` never joins: it queues behind any holder, this process's
+   * own included, like any other contender.
    */
   allowReentrant?: boolean;
+  /** Aborting rejects a pending acquire with an `AbortError`; nothing is left held. */
+  signal?: AbortSignal;
   /** Free-form label written to the holder record (diagnostics only). */
   owner?: string;
 }
 
+/**
+ * What an acquire resolves to. Every handle from this module has all the
+ * fields; all but `release` are optional in the type so that a stand-in
+ * returning `{ release }` (a test mock, another lock) is assignable to it.
+ */
 export interface SessionWriteLock {
+  /** Idempotent; a detached `release` works too. The OS lock goes with the last handle of the hold. */
+  release: () => Promise<void>;
   /** Absolute: realpath(dirname(sessionFile)) + '/' + basename(sessionFile). */
-  readonly sessionFile: string;
+  readonly sessionFile?: string;
   /** Absolute path of the lock file whose kernel lock is held: `${sessionFile}.lock`. */
-  readonly lockPath: string;
-  /** True until this handle is released (or releaseAllSessionWriteLocks() ran). */
-  readonly held: boolean;
-  /** Idempotent. Releases the OS lock when this is the last handle of the hold. */
-  release(): Promise<void>;
+  readonly lockPath?: string;
+  /** True until this handle is released (or a release-everything call ran). */
+  readonly held?: boolean;
 }
 
+/** The `code` of a timed-out acquire. */
+export const SESSION_WRITE_LOCK_TIMEOUT = 'SESSION_WRITE_LOCK_TIMEOUT';
+
 /**
- * The acquire timed out. The message keeps the old design's prefix so that
- * log searches and error matchers keep working:
- * `session file locked (timeout 10000ms): pid=25358 alive=true ageMs=41234 /s/a.jsonl.lock`,
- * or `... owner=unknown /s/a.jsonl.lock` when nothing names the holder.
+ * The acquire timed out. The message is the old module's, byte for byte:
+ * `session file locked (timeout 10000ms): pid=25358 /s/a.jsonl.lock`, or
+ * `... (timeout 10000ms): unknown /s/a.jsonl.lock` when nothing names the
+ * holder. The rest is in fields, never in the message.
  */
 export class SessionWriteLockTimeoutError extends Error {
   override readonly name = 'SessionWriteLockTimeoutError';
-  readonly code = 'SESSION_WRITE_LOCK_TIMEOUT';
-  /** Holder pid from its holder record (diagnostics, never authority); null when unknown. */
-  readonly ownerPid: number | null;
+  readonly code = SESSION_WRITE_LOCK_TIMEOUT;
   /**
-   * `process.kill(pid, 0)` semantics (EPERM counts as alive); null when the
-   * pid is unknown or the holder runs on another host.
+   * The holder's pid: the kernel's lock table on Linux, else the holder
+   * record (diagnostics, never authority); null when nothing names it.
    */
+  readonly ownerPid: number | null;
+  /** Whether that pid is running; null when the pid is unknown or the holder runs on another host. */
   readonly ownerPidAlive: boolean | null;
-  /** How long the holder has held it, from its record; null when unknown. */
+  /** How long the holder has held it, when known. */
   readonly ageMs: number | null;
   readonly ownerHostname: string | null;
   readonly owner: string | null;
@@ -80,54 +115,109 @@ export class SessionWriteLockTimeoutError extends Error {
   constructor(
     readonly lockPath: string,
     readonly timeoutMs: number,
-    cause: LockTimeoutError,
+    holder: { pid: number | null; alive: boolean | null; ageMs: number | null; hostname: string | null; owner: string | null },
   ) {
-    const holder = cause.holder;
-    const ownerPid = holder?.pid ?? null;
-    const foreignHost = holder?.hostname != null && holder.hostname !== os.hostname();
-    const ownerPidAlive = ownerPid === null || foreignHost ? null : pidAlive(ownerPid);
-    const ageMs = holder?.heldForMs == null ? null : Math.max(0, Math.round(holder.heldForMs));
-    let who: string;
-    if (ownerPid === null) who = 'owner=unknown';
-    else {
-      who = `pid=${ownerPid} alive=${ownerPidAlive === null ? 'unknown' : ownerPidAlive} ageMs=${ageMs === null ? 'unknown' : ageMs}`;
-      if (foreignHost) who += ` host=${holder?.hostname}`;
-    }
-    super(`session file locked (timeout ${timeoutMs}ms): ${who} ${lockPath}`, { cause });
-    this.ownerPid = ownerPid;
-    this.ownerPidAlive = ownerPidAlive;
-    this.ageMs = ageMs;
-    this.ownerHostname = holder?.hostname ?? null;
-    this.owner = holder?.owner ?? null;
+    super(`session file locked (timeout ${timeoutMs}ms): ${holder.pid === null ? 'unknown' : `pid=${holder.pid}`} ${lockPath}`);
+    this.ownerPid = holder.pid;
+    this.ownerPidAlive = holder.alive;
+    this.ageMs = holder.ageMs;
+    this.ownerHostname = holder.hostname;
+    this.owner = holder.owner;
   }
 }
 
+/**
+ * True for a timed-out acquire of this module, also one thrown by another
+ * copy of the package (it checks `code`, not the class). The old module's
+ * plain errors are not recognised: match their `session file locked` prefix.
+ *
+ * Platform-specific behavior: none.
+ */
+export function isSessionWriteLockTimeoutError(err: unknown): err is SessionWriteLockTimeoutError {
+  return err instanceof Error && (err as { code?: unknown }).code === SESSION_WRITE_LOCK_TIMEOUT;
+}
 
 /**
- * Re-entrant acquires still waiting, by lock path: when this process is
- * granted the session, they join that hold instead of queueing behind it.
- * On globalThis so that two copies of the package agree.
+ * This module's own state, on globalThis so that two copies of the package
+ * in one process agree. `handles` are weak so that a dropped handle is still
+ * collected and released by the core's leak finalizer (with its warning).
  */
-const KEY = Symbol.for('session-flock.session-write-lock.v1');
-const joiners: Map<string, Set<() => void>> = ((globalThis as { [KEY]?: Map<string, Set<() => void>> })[KEY] ??= new Map());
+interface AdapterState {
+  /** Aborted (and replaced) by the test hooks: fails every acquire still pending. */
+  generation: AbortController;
+  readonly handles: Set<WeakRef<SessionLock>>;
+  /** The `maxHoldMs` of each hold this module took (not joined), by the view that took it. */
+  readonly maxHold: WeakMap<SessionLock, number>;
+  pruneAt: number;
+  pending: number;
+  idle: (() => void)[];
+}
 
-/**
- * Each handle is a core SessionLock view of its own: the core counts the
- * views of one OS hold, releases it with the last one, makes them inert
- * after releaseAll(), and releases a dropped one with a leak warning.
- */
-function handleFor(lock: SessionLock, sessionFile: string): SessionWriteLock {
+const STATE_KEY = Symbol.for('session-flock.session-write-lock.v2');
+
+function newGeneration(): AbortController {
+  const controller = new AbortController();
+  // Every pending acquire listens on it; that is not a listener leak.
+  setMaxListeners(0, controller.signal);
+  return controller;
+}
+
+const state: AdapterState = ((globalThis as { [STATE_KEY]?: AdapterState })[STATE_KEY] ??= {
+  generation: newGeneration(),
+  handles: new Set(),
+  maxHold: new WeakMap(),
+  pruneAt: 64,
+  pending: 0,
+  idle: [],
+});
+
+function track(view: SessionLock): WeakRef<SessionLock> {
+  if (state.handles.size >= state.pruneAt) {
+    for (const ref of state.handles) if (ref.deref()?.held !== true) state.handles.delete(ref);
+    state.pruneAt = Math.max(64, state.handles.size * 2);
+  }
+  const ref = new WeakRef(view);
+  state.handles.add(ref);
+  return ref;
+}
+
+function handleFor(view: SessionLock, sessionFile: string): SessionWriteLock {
+  const ref = track(view);
   return {
     sessionFile,
-    lockPath: lock.lockPath,
+    lockPath: view.lockPath,
     get held() {
-      return lock.held;
+      return view.held;
     },
-    release: () => lock.release(),
+    release: () => {
+      state.handles.delete(ref);
+      return view.release();
+    },
   };
 }
 
-/** The lock path: realpath(dirname(sessionFile)) + '/' + basename(sessionFile) + '.lock'. */
+/** Releases every handle this module gave out (not the core's own locks). Returns how many were held. */
+function releaseHandles(): number {
+  let released = 0;
+  for (const ref of state.handles) {
+    const view = ref.deref();
+    if (view?.held) {
+      view.releaseSync();
+      released++;
+    }
+  }
+  state.handles.clear();
+  return released;
+}
+
+function resetError(): Error {
+  const error = new Error('the session write lock state was reset (drainSessionWriteLockStateForTest / resetSessionWriteLockStateForTest)');
+  error.name = 'AbortError';
+  (error as NodeJS.ErrnoException).code = 'ABORT_ERR';
+  return error;
+}
+
+/** realpath(dirname(sessionFile)) + '/' + basename(sessionFile), creating the directory as the old module did. */
 async function resolveSessionFile(sessionFile: unknown): Promise<string> {
   if (typeof sessionFile !== 'string') throw invalidArgType('params.sessionFile', 'of type string', sessionFile);
   if (sessionFile.length === 0 || sessionFile.includes('\0')) {
@@ -135,80 +225,243 @@ async function resolveSessionFile(sessionFile: unknown): Promise<string> {
   }
   const absolute = path.resolve(sessionFile);
   const dir = path.dirname(absolute);
-  // The old design created the sessions directory; so does this one.
   await fs.promises.mkdir(dir, { recursive: true });
-  return path.join(await fs.promises.realpath(dir), path.basename(absolute));
+  let realDir = dir;
+  try {
+    realDir = await fs.promises.realpath(dir);
+  } catch {
+    // As the old module: fall back to the resolved path (permissions, a transient error).
+  }
+  return path.join(realDir, path.basename(absolute));
+}
+
+/** The holder as the timeout error names it: the kernel's lock table first (Linux), else the core's answer (own hold or record). */
+function timeoutHolder(sessionFile: string, lockPath: string, core: HolderInfo | null) {
+  let pid = core?.pid ?? null;
+  let alive: boolean | null = null;
+  let fromKernel = false;
+  try {
+    const [status] = inspectMany([{ target: sessionFile, lockPath }]);
+    const kernel = status.method === 'proc-locks' ? status.holders.find((h) => h.pid !== null) : undefined;
+    if (kernel !== undefined) {
+      pid = kernel.pid;
+      alive = kernel.alive;
+      fromKernel = true;
+    }
+  } catch {
+    // Diagnostics only: the core's answer stands.
+  }
+  const agrees = core !== null && core.pid === pid;
+  const hostname = agrees ? core.hostname : null;
+  const foreign = !fromKernel && hostname !== null && hostname !== os.hostname();
+  if (!fromKernel) alive = pid === null || foreign ? null : pidAlive(pid);
+  const ageMs = agrees && core.heldForMs !== null ? Math.max(0, Math.round(core.heldForMs)) : null;
+  return { pid, alive, ageMs, hostname, owner: agrees ? core.owner : null };
+}
+
+function checkedSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined || signal === null) return undefined;
+  if (typeof signal !== 'object' || typeof (signal as AbortSignal).aborted !== 'boolean' || typeof (signal as AbortSignal).addEventListener !== 'function') {
+    throw invalidArgType('params.signal', 'an instance of AbortSignal', signal);
+  }
+  return signal as AbortSignal;
+}
+
+function abortedError(signal: AbortSignal): Error {
+  const error = new Error('the acquire was aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  (error as NodeJS.ErrnoException).code = 'ABORT_ERR';
+  return error;
 }
 
 /**
  * Acquires the write lock of one session file: the kernel lock on
  * `realpath(dirname(sessionFile))/basename(sessionFile).lock`, waiting up to
- * `timeoutMs` (default 10 s). Rejects with SessionWriteLockTimeoutError when
- * the budget runs out. A lock file left by the old O_EXCL design (holding
- * `{pid, createdAt}`) is opened as is, never truncated or deleted, and does
- * not block: only a kernel lock on it does.
+ * `timeoutMs` (default 10 s) for other holders, in this process (FIFO) and
+ * in others (the kernel). The directory is created if missing.
+ *
+ * Guaranteed: while a handle's hold lasts, no other process holds the
+ * session's lock and no acquire of this process gets it except by re-entry
+ * (`allowReentrant`, default true, process-wide: see the README for why
+ * `withLock` is the safer tool in new code). A lock file left by the old
+ * design (`{pid, createdAt}`) is opened as is, never truncated or deleted,
+ * and blocks nobody: only a kernel lock on it does.
+ *
+ * Not guaranteed: exclusion against processes still running the old O_EXCL
+ * module (they never take a kernel lock), or against anything that does not
+ * lock (POSIX locks are advisory).
+ *
+ * Rejects with SessionWriteLockTimeoutError when the budget runs out, with an
+ * `AbortError` when `signal` aborts or a test hook resets the state, and with
+ * a TypeError for a bad `sessionFile`, `allowReentrant`, `signal` or `owner`.
+ *
+ * Released by: the handle's `release()` (the last one of a re-entered hold
+ * lets the OS lock go), `releaseAllSessionWriteLocks()`, the test hooks,
+ * garbage collection of a dropped handle (with a leak warning), and by the
+ * kernel when the process exits or dies for any reason. Never by `maxHoldMs`.
+ *
+ * Platform-specific behavior: flock(2) on Linux and macOS, LockFileEx on one
+ * byte range far past any data on Windows. On Linux the timeout error's pid
+ * comes from the kernel's lock table (/proc/locks); elsewhere from the holder
+ * record `${lockPath}.json`.
  */
 export async function acquireSessionWriteLock(params: SessionWriteLockParams): Promise<SessionWriteLock> {
   if (typeof params !== 'object' || params === null) throw invalidArgType('params', 'of type object', params);
-  const { timeoutMs = 10_000, maxHoldMs, allowReentrant = false, owner } = params;
+  const timeoutMs = resolvePositiveMs(params.timeoutMs, DEFAULT_TIMEOUT_MS, true);
+  const maxHoldMs = resolvePositiveMs(params.maxHoldMs, DEFAULT_MAX_HOLD_MS, false);
+  const allowReentrant = params.allowReentrant ?? true;
   if (typeof allowReentrant !== 'boolean') throw invalidArgType('params.allowReentrant', 'of type boolean', allowReentrant);
-  const sessionFile = await resolveSessionFile(params.sessionFile);
-  const lockPath = `${sessionFile}.lock`;
-
-  if (allowReentrant) {
-    const view = joinHeld(lockPath);
-    if (view !== null) return handleFor(view, sessionFile);
-  }
-
-  // While a re-entrant acquire waits, another acquire of this process may be
-  // granted the session first: re-entrant means sharing that hold, not queueing behind it.
-  const abort = new AbortController();
-  let joined: SessionLock | null = null;
-  const join = (): void => {
-    if (joined !== null) return;
-    joined = joinHeld(lockPath);
-    if (joined !== null) abort.abort();
-  };
-  if (allowReentrant) {
-    let waiting = joiners.get(lockPath);
-    if (waiting === undefined) joiners.set(lockPath, (waiting = new Set()));
-    waiting.add(join);
-  }
-  let lock: SessionLock;
+  const userSignal = checkedSignal(params.signal);
+  const { owner } = params;
+  if (owner !== undefined && typeof owner !== 'string') throw invalidArgType('params.owner', 'of type string', owner);
+  const generation = state.generation.signal;
+  state.pending++;
   try {
-    lock = await acquire(sessionFile, {
-      lockPath,
-      timeoutMs,
-      maxHoldMs,
-      owner,
-      signal: allowReentrant ? abort.signal : undefined,
-      // Inside the core's withLock() of the same session, re-entrant joins
-      // that hold; non-re-entrant fails at once with LockDeadlockError
-      // instead of waiting out the budget for itself.
-      reentrant: allowReentrant,
-    });
-  } catch (error) {
-    if (joined !== null) return handleFor(joined, sessionFile);
-    if (error instanceof LockTimeoutError) throw new SessionWriteLockTimeoutError(lockPath, timeoutMs, error);
-    throw error;
+    const sessionFile = await resolveSessionFile(params.sessionFile);
+    if (generation.aborted) throw resetError();
+    if (userSignal?.aborted) throw abortedError(userSignal);
+    const lockPath = `${sessionFile}.lock`;
+    if (allowReentrant) {
+      const joined = joinHeld(lockPath);
+      if (joined !== null) return handleFor(joined, sessionFile);
+    }
+    const link = userSignal === undefined ? null : linkSignals(userSignal, generation);
+    let view: SessionLock;
+    try {
+      view = await acquire(sessionFile, {
+        lockPath,
+        timeoutMs,
+        maxHoldMs,
+        owner,
+        signal: link === null ? generation : link.signal,
+        // Inside the core's withLock() of this session: re-entrant joins it;
+        // non-re-entrant fails at once with LockDeadlockError instead of
+        // waiting out its budget for itself.
+        reentrant: allowReentrant,
+      });
+    } catch (error) {
+      if (error instanceof LockTimeoutError) {
+        throw new SessionWriteLockTimeoutError(lockPath, timeoutMs, timeoutHolder(sessionFile, lockPath, error.holder));
+      }
+      if (generation.aborted) throw resetError();
+      throw error;
+    } finally {
+      link?.unlink();
+    }
+    if (generation.aborted) {
+      view.releaseSync();
+      throw resetError();
+    }
+    state.maxHold.set(view, maxHoldMs);
+    return handleFor(view, sessionFile);
   } finally {
-    const waiting = joiners.get(lockPath);
-    waiting?.delete(join);
-    if (waiting?.size === 0) joiners.delete(lockPath);
+    if (--state.pending === 0) for (const resolve of state.idle.splice(0)) resolve();
   }
-  // A join that raced the grant made a second view of a hold; one view is enough.
-  (joined as SessionLock | null)?.releaseSync();
-  for (const waiter of [...(joiners.get(lockPath) ?? [])]) waiter();
-  return handleFor(lock, sessionFile);
+}
+
+/** One signal that aborts when either does; unlink() drops the listeners. */
+function linkSignals(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; unlink(): void } {
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(a.aborted ? a.reason : b.reason);
+  a.addEventListener('abort', onAbort, { once: true });
+  b.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    unlink() {
+      a.removeEventListener('abort', onAbort);
+      b.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+/**
+ * The `maxHoldMs` to pass for work bounded by `timeoutMs`:
+ * max(minMs, timeoutMs + graceMs), capped at 2 147 000 000, with a grace of
+ * 2 min and a floor of 5 min by default, as the old module computed it.
+ * Every argument follows the duration rule (non-number, NaN or <= 0 means the
+ * default; for `timeoutMs` the default is `minMs`); `timeoutMs: Infinity` gives the cap.
+ * A pure computation: it holds and releases nothing.
+ *
+ * Platform-specific behavior: none.
+ */
+export function resolveSessionLockMaxHoldFromTimeout(params: { timeoutMs: number; graceMs?: number; minMs?: number }): number {
+  if (typeof params !== 'object' || params === null) throw invalidArgType('params', 'of type object', params);
+  const minMs = resolvePositiveMs(params.minMs, DEFAULT_MAX_HOLD_MS, false);
+  const timeoutMs = resolvePositiveMs(params.timeoutMs, minMs, true);
+  if (timeoutMs === Infinity) return MAX_LOCK_HOLD_MS;
+  const graceMs = resolvePositiveMs(params.graceMs, DEFAULT_TIMEOUT_GRACE_MS, false);
+  return Math.min(MAX_LOCK_HOLD_MS, Math.max(minMs, timeoutMs + graceMs));
 }
 
 /**
  * For in-process restarts (same pid, e.g. PID 1 in a container): closes
- * every lock descriptor this process holds (the core's releaseAll()), fails
- * pending acquires, and forgets all re-entrancy counts. Handles from before
- * are dead: their release() does nothing and cannot touch a later holder.
- * Resolves to the number of OS locks closed.
+ * every lock descriptor this process holds, this module's and the core's
+ * (the core's releaseAll()), and fails pending acquires with an AbortError.
+ * Handles from before are dead: their release() does nothing and cannot
+ * touch a later holder. Resolves to the number of OS locks closed.
+ *
+ * Platform-specific behavior: none; closing the descriptor is what releases
+ * the lock on every platform.
  */
 export function releaseAllSessionWriteLocks(): Promise<number> {
+  state.handles.clear();
   return releaseAll();
 }
+
+/**
+ * Test hook: fails every acquire of this module still pending (AbortError),
+ * releases every handle it gave out, and resolves once the pending ones have
+ * settled, so nothing this module started can hold a lock afterwards. Locks
+ * taken through the core's own API are left alone (a hold this module joined
+ * stays held while the core's own view of it lives).
+ *
+ * Platform-specific behavior: none.
+ */
+export async function drainSessionWriteLockStateForTest(): Promise<void> {
+  resetSessionWriteLockStateForTest();
+  while (state.pending > 0) await new Promise<void>((resolve) => state.idle.push(resolve));
+}
+
+/**
+ * Test hook, synchronous: fails every acquire of this module still pending
+ * (their promises reject soon after with an AbortError) and releases every
+ * handle it gave out, at once. Locks taken through the core's API are left alone.
+ *
+ * Platform-specific behavior: none.
+ */
+export function resetSessionWriteLockStateForTest(): void {
+  const old = state.generation;
+  state.generation = newGeneration();
+  old.abort(resetError());
+  releaseHandles();
+}
+
+type CleanupSignal = 'SIGINT' | 'SIGTERM' | 'SIGQUIT' | 'SIGABRT';
+
+/**
+ * The old module's test seams, kept so that code written against them still
+ * compiles. There are no signal or exit handlers any more (the kernel drops
+ * the locks of a dying process), so `cleanupSignals` is empty, and the
+ * watchdog check only counts long holds: it never takes a lock away.
+ */
+export const __testing = {
+  cleanupSignals: [] as CleanupSignal[],
+  /** Releases every handle this module gave out; re-raises nothing (no handler was installed). */
+  handleTerminationSignal(_signal: CleanupSignal): void {
+    releaseHandles();
+  },
+  /** Releases every handle this module gave out, synchronously. */
+  releaseAllLocksSync(): void {
+    releaseHandles();
+  },
+  /** How many holds this module took (not joined) are past their `maxHoldMs` at `nowMs`. Releases nothing. */
+  async runLockWatchdogCheck(nowMs: number = Date.now()): Promise<number> {
+    let over = 0;
+    for (const ref of state.handles) {
+      const view = ref.deref();
+      const maxHoldMs = view === undefined ? undefined : state.maxHold.get(view);
+      if (view?.held && maxHoldMs !== undefined && nowMs - view.acquiredAt > maxHoldMs) over++;
+    }
+    return over;
+  },
+};
