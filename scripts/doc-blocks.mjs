@@ -1,0 +1,61 @@
+// The fenced code blocks of the Markdown docs (README.md and docs/), for the doc tests.
+// As a command: `node scripts/doc-blocks.mjs <lang>` prints those blocks as JSON.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Every fenced block of README.md and docs/**.md: `{ file, line, lang, flags, code }`,
+ * where `lang` is the info string's first word and `flags` the rest (`console exit=1`).
+ */
+export function codeBlocks() {
+  const blocks = [];
+  for (const file of markdownFiles([path.join(root, 'README.md'), path.join(root, 'docs')])) {
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const open = /^(\s*)(```+)(.*)$/.exec(lines[i]);
+      if (open === null) continue;
+      const [, indent, fence, info] = open;
+      const body = [];
+      let j = i + 1;
+      for (; j < lines.length && !lines[j].startsWith(indent + fence); j++) body.push(lines[j].slice(indent.length));
+      const [lang = '', ...flags] = info.trim().split(/\s+/).filter(Boolean);
+      blocks.push({ file: path.relative(root, file), line: i + 1, lang, flags, code: body.join('\n') + '\n' });
+      i = j;
+    }
+  }
+  return blocks;
+}
+
+function markdownFiles(paths) {
+  const files = [];
+  for (const p of paths) {
+    if (!fs.existsSync(p)) continue;
+    if (fs.statSync(p).isDirectory()) files.push(...markdownFiles(fs.readdirSync(p).sort().map((name) => path.join(p, name))));
+    else if (p.endsWith('.md')) files.push(p);
+  }
+  return files;
+}
+
+/** The commands of a `console` transcript: lines starting with `$ `, `\` continuations joined. */
+export function consoleCommands(code) {
+  const commands = [];
+  let current = null;
+  for (const line of code.split('\n')) {
+    if (current !== null) current += '\n' + line;
+    else if (line.startsWith('$ ')) current = line.slice(2);
+    else continue;
+    if (!current.endsWith('\\')) {
+      commands.push(current);
+      current = null;
+    }
+  }
+  return commands;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const lang = process.argv[2];
+  process.stdout.write(JSON.stringify(codeBlocks().filter((b) => b.lang === lang && !b.flags.includes('repo'))) + '\n');
+}

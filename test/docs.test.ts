@@ -1,0 +1,124 @@
+// Every code block of README.md and docs/ runs here, so the docs cannot drift from the code:
+// - `ts` blocks are type-checked (strict, node16) against the built package's types;
+// - `js` blocks run as ES modules against the built package;
+// - `console` blocks are transcripts: each `$ ` command runs with the built CLI as
+//   `session-flock` / `npx session-flock`, and must exit with the status the block's
+//   `exit=N` flag gives (0 by default);
+// - `sh repo` blocks are the contributor's commands: `.ci/run` must run each of them;
+// - `sh` blocks (what a user types to install) run in scripts/test-consumer.sh, where
+//   `npm install session-flock` installs the packed tarball;
+// - `text` blocks are output, not code.
+// Blocks run in a fresh folder that has an empty `sessions/` folder and nothing else.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain ES module shared with scripts/test-consumer.sh
+import { codeBlocks, consoleCommands } from '../scripts/doc-blocks.mjs';
+import { root, tempDir } from './helpers';
+
+interface CodeBlock {
+  file: string;
+  line: number;
+  lang: string;
+  flags: string[];
+  code: string;
+}
+const blocks: CodeBlock[] = codeBlocks();
+const where = (block: CodeBlock): string => `${block.file}:${block.line}`;
+const of = (lang: string, flag?: string): CodeBlock[] =>
+  blocks.filter((b) => b.lang === lang && (flag === undefined ? !b.flags.includes('repo') : b.flags.includes(flag)));
+const KNOWN = new Set(['ts', 'js', 'console', 'sh', 'text']);
+
+/** A folder where `session-flock` resolves to this build, as if installed from npm. */
+function project(): string {
+  const dir = tempDir();
+  const modules = path.join(dir, 'node_modules');
+  fs.mkdirSync(path.join(modules, '@types'), { recursive: true });
+  fs.mkdirSync(path.join(modules, '.bin'));
+  fs.symlinkSync(root, path.join(modules, 'session-flock'));
+  fs.symlinkSync(path.join(root, 'node_modules', '@types', 'node'), path.join(modules, '@types', 'node'));
+  for (const peer of ['pg', '@types/pg']) {
+    if (fs.existsSync(path.join(root, 'node_modules', peer))) fs.symlinkSync(path.join(root, 'node_modules', peer), path.join(modules, peer));
+  }
+  fs.symlinkSync(path.join(root, 'dist', 'cjs', 'cli.js'), path.join(modules, '.bin', 'session-flock'));
+  fs.writeFileSync(path.join(dir, 'package.json'), '{ "name": "docs", "private": true, "type": "module" }\n');
+  fs.mkdirSync(path.join(dir, 'sessions'));
+  return dir;
+}
+
+describe('documentation code blocks', () => {
+  it('every block has a language this test knows how to run', () => {
+    const unknown = blocks.filter((b) => !KNOWN.has(b.lang)).map((b) => `${where(b)} \`\`\`${b.lang}`);
+    expect(unknown).toEqual([]);
+    expect(blocks.length).toBeGreaterThan(0);
+  });
+
+  it('TypeScript blocks type-check against the built package', () => {
+    const ts = of('ts');
+    expect(ts.length).toBeGreaterThan(0);
+    const dir = project();
+    const files = ts.map((block, i) => {
+      const name = `block${i}.ts`;
+      fs.writeFileSync(path.join(dir, name), block.code);
+      return name;
+    });
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          lib: ['ES2022', 'ESNext.Disposable'],
+          module: 'node16',
+          moduleResolution: 'node16',
+          strict: true,
+          noEmit: true,
+          types: ['node'],
+          skipLibCheck: false,
+        },
+        files,
+      }),
+    );
+    const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir, encoding: 'utf8' });
+    const report = tsc.stdout.replace(/block(\d+)\.ts/g, (_, i: string) => where(ts[Number(i)]));
+    expect(report).toBe('');
+    expect(tsc.status).toBe(0);
+  });
+
+  for (const block of of('js')) {
+    it(`JavaScript block at ${where(block)} runs`, () => {
+      const dir = project();
+      fs.writeFileSync(path.join(dir, 'block.mjs'), block.code);
+      const run = spawnSync(process.execPath, ['block.mjs'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+      expect(run.stderr).not.toMatch(/Error/);
+      expect({ status: run.status, signal: run.signal }).toEqual({ status: 0, signal: null });
+    });
+  }
+
+  for (const block of of('console')) {
+    const expected = Number(/^exit=(\d+)$/.exec(block.flags.find((f) => f.startsWith('exit=')) ?? 'exit=0')![1]);
+    it(`console transcript at ${where(block)} runs (exit ${expected})`, () => {
+      const commands: string[] = consoleCommands(block.code);
+      expect(commands.length).toBeGreaterThan(0);
+      const dir = project();
+      const env = { ...process.env, PATH: `${path.join(dir, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH}` };
+      commands.forEach((command, i) => {
+        const run = spawnSync('bash', ['-c', command], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
+        const last = i === commands.length - 1;
+        expect({ command, status: run.status, stderr: run.status === (last ? expected : 0) ? '' : run.stderr }).toEqual({
+          command,
+          status: last ? expected : 0,
+          stderr: '',
+        });
+      });
+    });
+  }
+
+  it("the contributor's commands (`sh repo` blocks) are the ones .ci/run runs", () => {
+    const ci = fs.readFileSync(path.join(root, '.ci', 'run'), 'utf8').split('\n').map((l) => l.trim());
+    const commands = of('sh', 'repo').flatMap((b) => b.code.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean));
+    expect(commands).toContain('npm install');
+    expect(commands).toContain('npm test');
+    expect(commands.filter((c) => !ci.some((line) => line === c || line.startsWith(`${c} `)))).toEqual([]);
+  });
+});
