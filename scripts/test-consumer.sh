@@ -82,6 +82,19 @@ echo "the install failed with the paths tried, as it should"
 install "$APP3" --ignore-scripts "$BARE_TARBALL"
 (cd "$APP3" && PATH="$BIN" node no-binding.mjs "$RUN")
 
+echo "4. the docs' install commands (\`sh\` blocks of README.md and docs/), with npm install session-flock taking this tarball"
+DOCS="$WORK/docs"; new_app "$DOCS"
+node "$ROOT/scripts/doc-blocks.mjs" sh | node -e '
+  let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+    for (const b of JSON.parse(s)) process.stdout.write(`echo "+ ${b.file}:${b.line}"\n${b.code}`);
+  });' > "$WORK/doc-blocks.sh"
+grep -q 'npm install session-flock' "$WORK/doc-blocks.sh" || { echo "the docs show no npm install session-flock" >&2; exit 1; }
+(cd "$DOCS" && PATH="$BIN" HOME="$WORK/home" npm_config_update_notifier=false npm_config_cache="${npm_config_cache:-$HOME/.npm}" SF_TARBALL="$TARBALL" bash -euo pipefail -c '
+  # The registry name is this build: what would be published is this tarball.
+  npm() { if [ "$1 ${2:-}" = "install session-flock" ]; then shift 2; command npm install --no-audit --no-fund "$SF_TARBALL" "$@"; else command npm "$@"; fi; }
+  source "$0"' "$WORK/doc-blocks.sh")
+(cd "$DOCS" && PATH="$BIN" node -e "require('session-flock'); import('session-flock').then(() => console.log('the docs install gives an importable package'))")
+
 echo "checking the package's types for every resolver (arethetypeswrong, default profile)"
 node "$ROOT/node_modules/@arethetypeswrong/cli/dist/index.js" "$TARBALL"
 echo "consumer test passed"

@@ -8,6 +8,7 @@
 // - `sh` blocks (what a user types to install) run in scripts/test-consumer.sh, where
 //   `npm install session-flock` installs the packed tarball;
 // - `text` blocks are output, not code.
+// Every relative link and #anchor between them must resolve, too.
 // Blocks run in a fresh folder that has an empty `sessions/` folder and nothing else.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -41,7 +42,8 @@ function project(): string {
   for (const peer of ['pg', '@types/pg']) {
     if (fs.existsSync(path.join(root, 'node_modules', peer))) fs.symlinkSync(path.join(root, 'node_modules', peer), path.join(modules, peer));
   }
-  fs.symlinkSync(path.join(root, 'dist', 'cjs', 'cli.js'), path.join(modules, '.bin', 'session-flock'));
+  const { bin } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  for (const [name, file] of Object.entries(bin)) fs.symlinkSync(path.join(root, file), path.join(modules, '.bin', name));
   fs.writeFileSync(path.join(dir, 'package.json'), '{ "name": "docs", "private": true, "type": "module" }\n');
   fs.mkdirSync(path.join(dir, 'sessions'));
   return dir;
@@ -120,5 +122,23 @@ describe('documentation code blocks', () => {
     expect(commands).toContain('npm install');
     expect(commands).toContain('npm test');
     expect(commands.filter((c) => !ci.some((line) => line === c || line.startsWith(`${c} `)))).toEqual([]);
+  });
+  it('every relative link and #anchor of the docs resolves', () => {
+    const slug = (heading: string): string => heading.trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-');
+    const prose = (file: string): string => fs.readFileSync(file, 'utf8').replace(/```[\s\S]*?```/g, '');
+    const files = [...new Set(blocks.map((b) => b.file)), 'README.md', ...fs.readdirSync(path.join(root, 'docs')).map((f) => `docs/${f}`)];
+    const broken: string[] = [];
+    for (const file of new Set(files)) {
+      for (const [, link] of prose(path.join(root, file)).matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(link)) continue;
+        const [target, anchor] = link.split('#');
+        const resolved = target ? path.join(path.dirname(path.join(root, file)), target) : path.join(root, file);
+        if (!fs.existsSync(resolved)) broken.push(`${file}: ${link} (no such file)`);
+        else if (anchor && resolved.endsWith('.md') && ![...prose(resolved).matchAll(/^#+ (.*)$/gm)].some(([, h]) => slug(h) === anchor)) {
+          broken.push(`${file}: ${link} (no such heading)`);
+        }
+      }
+    }
+    expect(broken).toEqual([]);
   });
 });
