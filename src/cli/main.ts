@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { displayText } from '../core/display-text';
 import { inspectMany, listLocks, type LockStatus } from '../file/inspect';
 import { EXIT_USAGE, UsageError } from './args';
 import { parseRunArgs, RUN_HELP, runCommand } from './run';
@@ -44,13 +45,6 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-/** No terminal escapes or line breaks from records (which anyone may write) reach the table. */
-function clean(text: string, max = 80): string {
-  // eslint-disable-next-line no-control-regex
-  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?');
-  return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
-}
-
 export function formatDuration(ms: number | null): string {
   if (ms === null) return '-';
   if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
@@ -84,13 +78,13 @@ function pidColumn(status: LockStatus): string {
 export function formatTable(statuses: LockStatus[]): string {
   const header = ['LOCK', 'STATE', 'MODE', 'PID', 'OWNER', 'HELD FOR', 'NOTES'];
   const rows = statuses.map((s) => [
-    clean(displayPath(s.lockPath), 200),
+    displayText(displayPath(s.lockPath), 200),
     s.state,
     s.mode ?? '-',
     pidColumn(s),
-    s.owner === null ? '-' : clean(s.owner, 40),
+    s.owner === null ? '-' : displayText(s.owner, 40),
     formatDuration(s.heldForMs),
-    s.notes.length === 0 ? '' : clean(s.notes.join('; '), 400),
+    s.notes.length === 0 ? '' : displayText(s.notes.join('; '), 400),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]): string =>

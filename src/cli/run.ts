@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as util from 'node:util';
 import { acquire, holdFor } from '../file/api';
-import { describeHolder, LockTimeoutError } from '../core/errors';
+import { LockTimeoutError } from '../core/errors';
 import type { SessionLock } from '../core/session-lock';
 import { type OptionSpec, parseOptions, UsageError } from './args';
 
@@ -184,7 +184,9 @@ function say(message: string): void {
 /** The exit status for a lock that could not be taken; says why on stderr. */
 function acquireFailure(error: unknown, request: RunRequest): number {
   if (error instanceof LockTimeoutError) {
-    say(request.timeoutMs === 0 ? `${error.lockPath} is locked — ${describeHolder(error.holder)}` : error.message);
+    // The holder part of the message keeps what the error knew (e.g. why the holder is unknown).
+    const who = error.message.slice(`timed out after ${error.timeoutMs}ms waiting for ${error.lockPath} — `.length);
+    say(request.timeoutMs === 0 ? `${error.lockPath} is locked — ${who}` : error.message);
     return request.conflictExitCode;
   }
   const failure = error as NodeJS.ErrnoException;

@@ -1,4 +1,4 @@
-import type { HolderInfo } from './errors';
+import type { HolderAnswer } from './errors';
 import type { Hold } from './hold';
 import type { LockEntry, Waiter } from './lock-entry';
 import type { SessionLock } from './session-lock';
@@ -51,8 +51,8 @@ import type { SessionLock } from './session-lock';
  * - `granted(hold)`: diagnostics once the acquirer has resumed (the file backend writes the
  *   holder record); skipped when the hold was released first. Must not throw.
  * - `describeHolder(entry)`: who holds the lock as the backend can tell (holder record,
- *   pg_locks), for LockTimeoutError; null when it cannot tell. May be async (the timeout
- *   error is then built once it settles). The core describes its own holds itself.
+ *   pg_locks), for LockTimeoutError; null when it cannot tell, or a HolderUnknown that
+ *   says why. May be async (the timeout error is then built once it settles). The core describes its own holds itself.
  *
  * A backend may call `hold.lose(error)` when a live hold's lock may be gone (a PostgreSQL
  * connection error): the hold is released, `hold.signal` aborts with that error
@@ -75,7 +75,7 @@ export interface LockBackend<H = unknown> {
   release(hold: Hold<H>): void | Promise<void>;
   releaseHandle(entry: LockEntry<H>, handle: H): void;
   granted(hold: Hold<H>): void;
-  describeHolder(entry: LockEntry<H>): HolderInfo | null | Promise<HolderInfo | null>;
+  describeHolder(entry: LockEntry<H>): HolderAnswer | Promise<HolderAnswer>;
 }
 
 /** Outcomes of a wait, reported through LockEntry.waitSettled (an Error is the fourth). */

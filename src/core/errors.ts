@@ -1,4 +1,5 @@
 import * as util from 'node:util';
+import { displayText } from './display-text';
 
 /** Who holds a lock, as far as this process can tell (diagnostics, never authority). */
 export interface HolderInfo {
@@ -28,15 +29,25 @@ export function formatDuration(ms: number): string {
   return `${s}s`;
 }
 
-export function describeHolder(holder: HolderInfo | null): string {
+/** A backend's word that it cannot name the holder, and why (for LockTimeoutError's message). */
+export class HolderUnknown {
+  constructor(readonly why: string) {}
+}
+
+/** What a backend can say of a lock's holder: who, why not (HolderUnknown), or nothing (null). */
+export type HolderAnswer = HolderInfo | HolderUnknown | null;
+
+/** Record text (owner, argv0, title) is anyone's to write: it is shown through displayText() only. */
+export function describeHolder(holder: HolderInfo | HolderUnknown | null): string {
   if (holder === null) return 'holder unknown (no holder record)';
+  if (holder instanceof HolderUnknown) return `holder unknown (${holder.why})`;
   const parts: string[] = [];
   if (holder.sameProcess) parts.push(`held by this process (pid ${holder.pid})`);
   else {
     const who = holder.pid === null ? 'held by an unknown process' : `held by pid ${holder.pid}`;
-    parts.push(holder.process ? `${who} (${holder.process})` : who);
+    parts.push(holder.process ? `${who} (${displayText(holder.process)})` : who);
   }
-  if (holder.owner) parts.push(`owner ${holder.owner}`);
+  if (holder.owner) parts.push(`owner ${displayText(holder.owner)}`);
   if (holder.heldForMs !== null) parts.push(`for ${formatDuration(holder.heldForMs)}`);
   return parts.join(', ');
 }
@@ -48,10 +59,14 @@ export class LockTimeoutError extends Error {
     readonly lockPath: string,
     readonly target: string,
     readonly timeoutMs: number,
-    readonly holder: HolderInfo | null,
+    holder: HolderInfo | HolderUnknown | null,
   ) {
     super(`timed out after ${timeoutMs}ms waiting for ${lockPath} — ${describeHolder(holder)}`);
+    this.holder = holder instanceof HolderUnknown ? null : holder;
   }
+
+  /** Who holds the lock, as far as could be told when it timed out; null when nobody could be named. */
+  readonly holder: HolderInfo | null;
 }
 
 export class LockAbortedError extends Error {

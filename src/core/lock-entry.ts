@@ -1,6 +1,6 @@
 import { BUSY, GRANTED, type LockBackend, RETRY, type WaitOutcome } from './backend';
 import { deferMicrotask } from './defer';
-import { type HolderInfo, LockTimeoutError } from './errors';
+import { type HolderAnswer, LockTimeoutError } from './errors';
 import { type CallSite, Hold } from './hold';
 import { channels, debug } from './observe';
 import type { ResolvedLockOptions } from './options';
@@ -207,7 +207,7 @@ export class LockEntry<H = unknown> {
   }
 
   /** Who holds this lock: this process's own hold, or else what the backend can tell. */
-  holder(): HolderInfo | null | Promise<HolderInfo | null> {
+  holder(): HolderAnswer | Promise<HolderAnswer> {
     for (const hold of this.holds) return hold.describe();
     return this.backend.describeHolder(this);
   }

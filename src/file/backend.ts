@@ -1,15 +1,18 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { GRANTED, type LockBackend, RETRY } from '../core/backend';
-import type { HolderInfo } from '../core/errors';
+import { type HolderAnswer, type HolderInfo, HolderUnknown } from '../core/errors';
 import type { Hold } from '../core/hold';
 import type { LockEntry, Waiter } from '../core/lock-entry';
 import { debug } from '../core/observe';
+import { pidAlive } from '../core/process-alive';
 import { SessionLock } from '../core/session-lock';
 import { binding, type NativeHandle } from './binding';
 import { lockFailure } from './failure';
+import { kernelHolders } from './inspect';
 import type { ResolvedOptions } from './options';
-import { clearRecord, makeRecord, newNonce, readRecord, recordPathFor, type WrittenRecord, writeRecord } from './record';
+import { procCommand } from './proc-locks';
+import { clearRecord, type HolderRecord, makeRecord, newNonce, readRecord, recordPathFor, type WrittenRecord, writeRecord } from './record';
 
 /** How often an acquire reopens a lock file that was replaced under it before giving up. */
 const MAX_REOPENS = 64;
@@ -90,10 +93,44 @@ function granted(hold: Hold<NativeHandle>): void {
   hold.data = writeRecord(recordPathFor(options.lockPath), makeRecord(options.owner, options.shared, hold.acquiredAt, newNonce()), options.fileMode);
 }
 
-/** Who holds the lock, from the holder record (diagnostics only). */
-function describeHolder(entry: LockEntry<NativeHandle>): HolderInfo | null {
+/**
+ * Who holds the lock, for a timeout error (the core describes this process's own holds
+ * itself): a record whose writer is alive, else the kernel. Only here, on the error path,
+ * is the kernel asked: the record cannot tell when its pid is dead or it is missing (e.g.
+ * `session-flock run`'s command inherited the lock and `run` was killed). The record's
+ * owner and age are kept only when the kernel says its exited writer took this very lock.
+ */
+function describeHolder(entry: LockEntry<NativeHandle>): HolderAnswer {
   const record = readRecord(recordPathFor(entry.lockPath));
-  if (record === null) return null;
+  const local = record !== null && (record.hostname === undefined || record.hostname === hostname);
+  // A local record naming this process, which holds nothing here, was left by an earlier process with our pid.
+  if (record !== null && (!local || (record.pid !== process.pid && pidAlive(record.pid)))) return holderFromRecord(record);
+  const kernel = kernelHolders(entry.lockPath);
+  if (!kernel.ok) {
+    const said =
+      record === null
+        ? 'no holder record'
+        : record.pid === process.pid
+          ? `the record names this process (pid ${record.pid}), which does not hold it`
+          : `the record names pid ${record.pid}, which is not running`;
+    return new HolderUnknown(`${said}; ${kernel.reason}`);
+  }
+  const [live] = kernel.holders;
+  const pid = live.pid as number;
+  const told = record !== null && kernel.lockers.includes(record.pid) ? holderFromRecord(record) : null;
+  return {
+    pid,
+    hostname,
+    owner: told?.owner ?? null,
+    process: procCommand(pid),
+    mode: live.mode,
+    acquiredAt: told?.acquiredAt ?? null,
+    heldForMs: told?.heldForMs ?? null,
+    sameProcess: live.sameProcess,
+  };
+}
+
+function holderFromRecord(record: HolderRecord): HolderInfo {
   const acquiredAt = typeof record.acquiredAt === 'number' ? record.acquiredAt : null;
   const names = [record.process?.argv0, record.process?.title].filter((n, i, all) => typeof n === 'string' && n && all.indexOf(n) === i);
   return {
@@ -104,7 +141,7 @@ function describeHolder(entry: LockEntry<NativeHandle>): HolderInfo | null {
     mode: record.mode === 'shared' || record.mode === 'exclusive' ? record.mode : null,
     acquiredAt,
     heldForMs: acquiredAt === null ? null : Date.now() - acquiredAt,
-    sameProcess: record.pid === process.pid && record.hostname === hostname,
+    sameProcess: false,
   };
 }
 

@@ -13,6 +13,7 @@ import {
   readProcLocks,
 } from './proc-locks';
 import { type HolderRecord, readRecordDetailed, recordPathFor } from './record';
+import { tempRecordsIn, tempRecordsNote } from './record-temps';
 import { registry } from '../core/registry';
 import { existingLockKey } from './backend';
 import { binding } from './binding';
@@ -86,11 +87,26 @@ interface Context {
   table: ProcLocksRead;
   /** This process's pid as procfs numbers it (differs from process.pid when /proc belongs to another pid namespace). */
   selfPid: number | null;
+  /** Entries of each folder read so far (for temp records left beside a record). */
+  folders: Map<string, readonly string[]>;
 }
 
 function newContext(procRoot = '/proc'): Context {
   const table = readProcLocks(procRoot);
-  return { procRoot, table, selfPid: table.ok ? procSelfPid(procRoot) : null };
+  return { procRoot, table, selfPid: table.ok ? procSelfPid(procRoot) : null, folders: new Map() };
+}
+
+function folderEntries(context: Context, dir: string): readonly string[] {
+  let names = context.folders.get(dir);
+  if (names === undefined) {
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      names = [];
+    }
+    context.folders.set(dir, names);
+  }
+  return names;
 }
 
 function modeOf(access: string): LockMode | null {
@@ -137,8 +153,8 @@ function probe(lockPath: string): { state: 'free' | 'held' | 'unknown'; mode: Lo
   }
 }
 
-function inspectSync(target: string, lockPath: string, context: Context): LockStatus {
-  const status: LockStatus = {
+function emptyStatus(target: string, lockPath: string): LockStatus {
+  return {
     target,
     lockPath,
     state: 'unknown',
@@ -152,12 +168,19 @@ function inspectSync(target: string, lockPath: string, context: Context): LockSt
     method: 'none',
     notes: [],
   };
+}
+
+function inspectSync(target: string, lockPath: string, context: Context): LockStatus {
+  const status = emptyStatus(target, lockPath);
   const { notes } = status;
 
-  const read = readRecordDetailed(recordPathFor(lockPath));
+  const recordPath = recordPathFor(lockPath);
+  const read = readRecordDetailed(recordPath);
   if (read.ok) status.record = read.record;
   else if (read.problem !== 'missing') notes.push(read.detail);
   const record = status.record;
+  const temps = tempRecordsNote(tempRecordsIn(recordPath, folderEntries(context, path.dirname(recordPath))));
+  if (temps !== null) notes.push(temps);
 
   let stat: fs.BigIntStats;
   try {
@@ -322,6 +345,40 @@ function inspectKernel(status: LockStatus, table: KernelLock[], stat: fs.BigIntS
   }
 }
 
+export type KernelHolders =
+  | { ok: true; holders: LockHolder[]; lockers: number[] }
+  | { ok: false; reason: string };
+
+/**
+ * @internal for LockTimeoutError, where the record cannot name the holder:
+ * what the kernel says of `lockPath` with the code inspect() uses (Linux
+ * /proc/locks, and /proc/<pid>/fd when the process that took the lock has
+ * exited and its descriptor lives on). `holders` are the live processes that
+ * hold it; `lockers` the exited ones that took it. Otherwise why it cannot tell.
+ */
+export function kernelHolders(lockPath: string, procRoot = '/proc'): KernelHolders {
+  const context = newContext(procRoot);
+  if (!context.table.ok) return { ok: false, reason: context.table.reason };
+  if (context.selfPid !== null && context.selfPid !== process.pid) {
+    return { ok: false, reason: 'the kernel lock table belongs to another pid namespace' };
+  }
+  let stat: fs.BigIntStats;
+  try {
+    stat = fs.lstatSync(lockPath, { bigint: true });
+  } catch (error) {
+    return { ok: false, reason: `cannot stat the lock file (${(error as NodeJS.ErrnoException).code})` };
+  }
+  const status = emptyStatus(targetOf(lockPath), lockPath);
+  inspectKernel(status, context.table.locks, stat, context, false);
+  const holders = status.holders.filter((h) => h.pid !== null && h.alive === true);
+  if (holders.length === 0) {
+    // /proc/locks lists only the locks taken in this pid namespace (or it has just been released).
+    return { ok: false, reason: 'the kernel lists no holder visible from this process' };
+  }
+  const lockers = status.holders.filter((h) => h.pid !== null && h.alive === false).map((h) => h.pid as number);
+  return { ok: true, holders, lockers };
+}
+
 /**
  * Who holds the lock of `target` (`${target}.lock` unless `options.lockPath`
  * says otherwise), since when, and whether that holder is alive.
@@ -373,6 +430,7 @@ export async function listLocks(dir: string, options?: ListLocksOptions): Promis
   const recursive = options?.recursive ?? false;
   if (typeof recursive !== 'boolean') throw invalidArgType('options.recursive', 'of type boolean', recursive);
   const lockPaths = new Set<string>();
+  const context = newContext();
   const walk = (folder: string, top: boolean): void => {
     let entries: fs.Dirent[];
     try {
@@ -381,6 +439,7 @@ export async function listLocks(dir: string, options?: ListLocksOptions): Promis
       if (top) throw error;
       return;
     }
+    context.folders.set(folder, entries.map((entry) => entry.name));
     for (const entry of entries) {
       const full = path.join(folder, entry.name);
       if (entry.isDirectory()) {
@@ -393,8 +452,18 @@ export async function listLocks(dir: string, options?: ListLocksOptions): Promis
     }
   };
   walk(root, true);
-  const context = newContext();
-  return [...lockPaths].sort().map((lockPath) => inspectSync(targetOf(lockPath), lockPath, context));
+  return [...lockPaths].sort().map((lockPath) => inspectOrNote(targetOf(lockPath), lockPath, context));
+}
+
+/** One lock that cannot be inspected must not hide the others: it becomes an 'unknown' status with the reason. */
+function inspectOrNote(target: string, lockPath: string, context: Context): LockStatus {
+  try {
+    return inspectSync(target, lockPath, context);
+  } catch (error) {
+    const status = emptyStatus(target, lockPath);
+    status.notes.push(`could not be inspected: ${(error as Error).message}`);
+    return status;
+  }
 }
 
 /** @internal for tests: inspect() reading the lock table from another procfs root (or none). */

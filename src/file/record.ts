@@ -2,10 +2,13 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { debug } from '../core/observe';
+import { sweepStaleTemps, tempPathFor } from './record-temps';
 
 /**
  * The JSON sidecar a holder writes after it holds the lock. Diagnostics only:
  * nothing decides ownership from it, and readers tolerate anything in it.
+ * A record read back has a valid pid; any other field is there only if it
+ * had the right type on disk, and unknown fields are dropped.
  */
 export interface HolderRecord {
   pid: number;
@@ -56,11 +59,12 @@ export interface WrittenRecord {
 }
 
 /**
- * Replaces the record atomically (temp file + rename). Failures are logged, never thrown:
- * the lock is held either way. Returns the written file's identity, or null.
+ * Replaces the record atomically (temp file + rename), then removes temp records that dead
+ * writers left beside it (see sweepStaleTemps). Failures are logged, never thrown: the lock
+ * is held either way. Returns the written file's identity, or null.
  */
 export function writeRecord(recordPath: string, record: HolderRecord, fileMode: number): WrittenRecord | null {
-  const temp = `${recordPath}.${record.nonce}.tmp`;
+  const temp = tempPathFor(recordPath, record.nonce);
   let fd = -1;
   try {
     fd = fs.openSync(temp, 'wx', fileMode);
@@ -69,6 +73,7 @@ export function writeRecord(recordPath: string, record: HolderRecord, fileMode: 
     fs.closeSync(fd);
     fd = -1;
     fs.renameSync(temp, recordPath);
+    sweepStaleTemps(recordPath);
     return { path: recordPath, dev, ino };
   } catch (error) {
     debug('could not write holder record %s: %s', recordPath, (error as Error).message);
@@ -107,16 +112,31 @@ export type RecordRead =
   | { ok: true; record: HolderRecord }
   | { ok: false; problem: 'missing' | 'unreadable' | 'too-large' | 'malformed'; detail: string };
 
-function isRecord(value: unknown): value is HolderRecord {
-  const r = value as HolderRecord;
-  return (
-    typeof r === 'object' &&
-    r !== null &&
-    Number.isSafeInteger(r.pid) &&
-    r.pid > 0 &&
-    (typeof r.acquiredAt === 'number' || r.acquiredAt === undefined) &&
-    (typeof r.owner === 'string' || r.owner === null || r.owner === undefined)
-  );
+/**
+ * The known fields of a parsed record, each only if it has its type; null
+ * without a valid pid. Nothing else of what was on disk is kept, so a hostile
+ * record (deeply nested, huge, odd types) cannot reach a reader's output.
+ */
+function knownFields(value: unknown): HolderRecord | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const r = value as Record<string, unknown>;
+  if (!Number.isSafeInteger(r.pid) || (r.pid as number) <= 0) return null;
+  if (r.owner !== null && r.owner !== undefined && typeof r.owner !== 'string') return null;
+  const record: Partial<HolderRecord> = { pid: r.pid as number };
+  if (typeof r.hostname === 'string') record.hostname = r.hostname;
+  if (r.owner !== undefined) record.owner = r.owner as string | null;
+  if (r.mode === 'shared' || r.mode === 'exclusive') record.mode = r.mode;
+  if (typeof r.acquiredAt === 'number' && Number.isFinite(r.acquiredAt)) record.acquiredAt = r.acquiredAt;
+  if (typeof r.process === 'object' && r.process !== null) {
+    const { argv0, title } = r.process as Record<string, unknown>;
+    const names: Partial<HolderRecord['process']> = {};
+    if (typeof argv0 === 'string') names.argv0 = argv0;
+    if (typeof title === 'string') names.title = title;
+    record.process = names as HolderRecord['process'];
+  }
+  if (typeof r.node === 'string') record.node = r.node;
+  if (typeof r.nonce === 'string') record.nonce = r.nonce;
+  return record as HolderRecord;
 }
 
 /** Reads at most MAX_RECORD_BYTES, never follows a symlink, never throws. */
@@ -142,8 +162,9 @@ export function readRecordDetailed(recordPath: string): RecordRead {
     } catch {
       return { ok: false, problem: 'malformed', detail: length === 0 ? 'holder record is empty' : 'holder record is not valid JSON (torn or foreign)' };
     }
-    if (!isRecord(parsed)) return { ok: false, problem: 'malformed', detail: 'holder record has no valid pid' };
-    return { ok: true, record: parsed };
+    const record = knownFields(parsed);
+    if (record === null) return { ok: false, problem: 'malformed', detail: 'holder record has no valid pid' };
+    return { ok: true, record };
   } catch (error) {
     return { ok: false, problem: 'unreadable', detail: `holder record unreadable (${(error as NodeJS.ErrnoException).code})` };
   } finally {
