@@ -48,7 +48,10 @@ const writerCode = `
     const lock = await acquire(process.argv[1], { owner: 'agent:writer' });
     console.log('holding the lock (pid ' + process.pid + ')');
     let n = 0;
+    // The interval uses the lock, so it stays reachable: a SessionLock that becomes
+    // garbage while held is released by its finalizer (with a leak warning).
     setInterval(() => {
+      if (!lock.held) throw new Error('lost the lock');
       fs.appendFileSync(process.argv[1], JSON.stringify({ from: 'A', n: ++n, at: new Date().toISOString() }) + '\\n');
       if (n <= 3) console.log('appended line ' + n);
     }, 200);
