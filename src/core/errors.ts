@@ -6,7 +6,7 @@ export interface HolderInfo {
   pid: number | null;
   hostname: string | null;
   owner: string | null;
-  /** argv0 / process title of the holder, from its record. */
+  /** argv0 / process title of the holder, from its record; its command name (/proc/<pid>/comm) when the kernel named it. */
   process: string | null;
   mode: 'shared' | 'exclusive' | null;
   acquiredAt: number | null;
