@@ -205,10 +205,11 @@ describe('temp records left by writers killed mid-write', () => {
 
     const [status] = JSON.parse((await runNode([cli, 'status', '--json', target])).stdout);
     const note = (status.notes as string[]).find((n) => n.includes('temp record file(s)'));
-    expect(note).toBe(
-      `${left.length + 2} temp record file(s) beside the record: ${left.length} left by a writer killed mid-write ` +
-        `(pid ${[...new Set(left.map((n) => Number(TEMP.exec(n)![1])))].join(', ')}; the next holder removes them); ` +
-        `1 being written by running pid ${live.pid}; 1 whose writer cannot be checked here (another host or pid namespace, or an older session-flock)`,
+    const deadPids = new RegExp(`^${left.length + 2} temp record file\\(s\\) beside the record: ${left.length} left by a writer killed mid-write \\(pid ([\\d, ]+); the next holder removes them\\); `);
+    expect(note).toMatch(deadPids);
+    expect(deadPids.exec(note!)![1].split(', ').map(Number).sort()).toEqual([...new Set(left.map((n) => Number(TEMP.exec(n)![1])))].sort());
+    expect(note).toMatch(
+      new RegExp(`; 1 being written by running pid ${live.pid}; 1 whose writer cannot be checked here \\(another host or pid namespace, or an older session-flock\\)$`),
     );
 
     // A new holder writes its record and removes the dead writers' leftovers, nothing else.
