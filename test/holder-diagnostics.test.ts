@@ -138,6 +138,7 @@ describe('record text is shown sanitized', () => {
     expect(cliRun.stderr.endsWith('\n')).toBe(true);
     expect(cliRun.stderr.slice(0, -1)).not.toMatch(UNSAFE);
     expect(cliRun.stderr).toContain('owner evil?[2J?session-flock: forged?line');
+
     await holder.call({ op: 'release', id });
   });
 
