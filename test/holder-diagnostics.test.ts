@@ -234,7 +234,9 @@ describe('reading the kernel lock table while others lock', () => {
     await eventually(() => holders.every((_, i) => fs.existsSync(`${ready}${i}`)), 20_000, 'the flock(1) holders');
     const inodes = new Set(holders.map((_, i) => BigInt(fs.statSync(path.join(dir, `h${i}.lock`)).ino)));
     // Another locker takes and drops a lock in a loop, so the table changes during reads.
-    started(spawn('sh', ['-c', `while :; do flock ${path.join(dir, 'churn.lock')} true; done`], { stdio: 'ignore' }));
+    // It stops at a stop file, before the test ends, so nothing recreates a file while the folder is removed.
+    const stop = path.join(dir, 'stop');
+    const churn = started(spawn('sh', ['-c', `while [ ! -e ${stop} ]; do flock ${path.join(dir, 'churn.lock')} true; done`], { stdio: 'ignore' }));
     let repeated = 0;
     let reads = 0;
     for (const deadline = Date.now() + 5_000; Date.now() < deadline; reads++) {
@@ -243,6 +245,8 @@ describe('reading the kernel lock table while others lock', () => {
       const ours = table.locks.filter((lock) => inodes.has(lock.inode));
       if (ours.length !== inodes.size) repeated++;
     }
+    fs.writeFileSync(stop, '');
+    await exited(churn);
     expect(reads).toBeGreaterThan(100);
     expect(repeated, `${repeated} of ${reads} reads listed one of our 8 locks twice (or missed one)`).toBe(0);
   });
