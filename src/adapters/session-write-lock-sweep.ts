@@ -4,7 +4,6 @@
  * holds that lock itself, so no holder's lock file ever disappears.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { tryAcquireSync } from '../file/api';
 import { invalidArgType, LockDeadlockError } from '../core/errors';
@@ -12,6 +11,7 @@ import { inspectMany, type LockStatus } from '../file/inspect';
 import { pidAlive } from '../core/process-alive';
 import { recordPathFor } from '../file/record';
 import type { SessionLock } from '../core/session-lock';
+import { hostName } from '../core/host';
 
 /** One `*.jsonl.lock` file, as the old module reported it. */
 export type SessionLockInspection = {
@@ -63,11 +63,10 @@ function ageOf(createdAt: string | null, nowMs: number): number | null {
   return Number.isFinite(at) ? Math.max(0, nowMs - at) : null;
 }
 
-const hostname = os.hostname();
 
 /** Kernel truth (or the probe, off Linux) turned into the old report's shape. */
 function describe(status: LockStatus, reportedPath: string, nowMs: number): SessionLockInspection {
-  const record = status.record !== null && (typeof status.record.hostname !== 'string' || status.record.hostname === hostname) ? status.record : null;
+  const record = status.record !== null && (typeof status.record.hostname !== 'string' || status.record.hostname === hostName()) ? status.record : null;
   if (status.state === 'held') {
     const named = status.holders.find((h) => h.pid !== null && h.source === 'kernel') ?? status.holders.find((h) => h.pid !== null);
     const pid = named?.pid ?? record?.pid ?? null;

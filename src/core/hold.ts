@@ -1,10 +1,9 @@
-import * as os from 'node:os';
 import type { HolderInfo } from './errors';
 import type { LockEntry } from './lock-entry';
 import { channels, debug } from './observe';
 import type { ResolvedLockOptions } from './options';
+import { hostName } from './host';
 
-const hostname = os.hostname();
 /** setTimeout's ceiling (~24.8 days). */
 const MAX_TIMER_MS = 0x7fffffff;
 
@@ -96,7 +95,7 @@ export class Hold<H = unknown> {
   describe(): HolderInfo {
     return {
       pid: process.pid,
-      hostname,
+      hostname: hostName(),
       owner: this.options.owner,
       process: process.title,
       mode: this.mode,

@@ -10,7 +10,8 @@ import {
   tryLockSync,
 } from '../core/locks';
 import { holdOf, type SessionLock } from '../core/session-lock';
-import { existingLockKey, fileBackend, inheritableDescriptor, lockKey } from './backend';
+import { fileBackend, inheritableDescriptor } from './backend';
+import { existingLockKey, lockKey } from './lock-key';
 import { type AcquireOptions, type ResolvedOptions, resolveOptions } from './options';
 
 /** The lock's identity, unless the signal already aborted (then nothing touches the file). */

@@ -1,5 +1,3 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { GRANTED, type LockBackend, RETRY } from '../core/backend';
 import { type HolderAnswer, type HolderInfo, HolderUnknown } from '../core/errors';
 import type { Hold } from '../core/hold';
@@ -13,11 +11,11 @@ import { kernelHolders } from './inspect';
 import type { ResolvedOptions } from './options';
 import { procCommand } from './proc-locks';
 import { clearRecord, type HolderRecord, makeRecord, newNonce, readRecord, recordPathFor, type WrittenRecord, writeRecord } from './record';
+import { hostName } from '../core/host';
 
 /** How often an acquire reopens a lock file that was replaced under it before giving up. */
 const MAX_REOPENS = 64;
 
-const hostname = os.hostname();
 
 /**
  * True when the waiter now holds the kernel lock through its descriptor, false when
@@ -102,7 +100,7 @@ function granted(hold: Hold<NativeHandle>): void {
  */
 function describeHolder(entry: LockEntry<NativeHandle>): HolderAnswer {
   const record = readRecord(recordPathFor(entry.lockPath));
-  const local = record !== null && (record.hostname === undefined || record.hostname === hostname);
+  const local = record !== null && (record.hostname === undefined || record.hostname === hostName());
   // A local record naming this process, which holds nothing here, was left by an earlier process with our pid.
   if (record !== null && (!local || (record.pid !== process.pid && pidAlive(record.pid)))) return holderFromRecord(record);
   const kernel = kernelHolders(entry.lockPath);
@@ -120,7 +118,7 @@ function describeHolder(entry: LockEntry<NativeHandle>): HolderAnswer {
   const told = record !== null && kernel.lockers.includes(record.pid) ? holderFromRecord(record) : null;
   return {
     pid,
-    hostname,
+    hostname: hostName(),
     owner: told?.owner ?? null,
     process: procCommand(pid),
     mode: live.mode,
@@ -162,46 +160,6 @@ export const fileBackend: LockBackend<NativeHandle> = {
   granted,
   describeHolder,
 };
-
-/**
- * The identity of the file at `lockPath` as a registry key ("dev:ino" of the lock file
- * itself, never of a symlink's target): every path that names one lock file (a symlinked
- * folder, `..`, a hard link) is one lock in this process. undefined when there is no
- * such file; null when it cannot tell (an error the acquire itself will report, or a
- * filesystem without inode numbers).
- */
-function identity(lockPath: string): string | null | undefined {
-  let stats: fs.BigIntStats | undefined;
-  try {
-    stats = fs.lstatSync(lockPath, { bigint: true, throwIfNoEntry: false });
-  } catch {
-    return null;
-  }
-  if (stats === undefined) return undefined;
-  return stats.ino === 0n ? null : `${stats.dev}:${stats.ino}`;
-}
-
-/**
- * The registry key of the lock at `lockPath`, creating the lock file first if it is
- * missing (an acquire creates it anyway; a file's identity needs the file). Falls back to
- * the path when the identity cannot be told; the attempt then reports any error.
- */
-export function lockKey(lockPath: string, fileMode: number): string {
-  let key = identity(lockPath);
-  if (key === undefined) {
-    const opened = binding.open(lockPath, fileMode, true);
-    if (typeof opened === 'number') throw lockFailure(opened, 'open', lockPath);
-    binding.close(opened);
-    key = identity(lockPath);
-  }
-  return key ?? lockPath;
-}
-
-/** The registry key of an existing lock file, without creating it (null when there is none). */
-export function existingLockKey(lockPath: string): string | null {
-  const key = identity(lockPath);
-  return key === undefined ? null : (key ?? lockPath);
-}
 
 /** For `session-flock run`: the hold's OS descriptor, made inheritable by children or not. */
 export function inheritableDescriptor(hold: Hold, inheritable: boolean): number {

@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { invalidArgType } from '../core/errors';
 import { validatePath } from '../core/options';
@@ -15,9 +14,10 @@ import {
 import { type HolderRecord, readRecordDetailed, recordPathFor } from './record';
 import { tempRecordsIn, tempRecordsNote } from './record-temps';
 import { registry } from '../core/registry';
-import { existingLockKey } from './backend';
+import { existingLockKey } from './lock-key';
 import { binding } from './binding';
 import { pidAlive } from '../core/process-alive';
+import { hostName } from '../core/host';
 
 export type LockState = 'free' | 'held' | 'missing' | 'unknown';
 export type LockMode = 'shared' | 'exclusive';
@@ -79,7 +79,6 @@ export interface ListLocksOptions {
   recursive?: boolean;
 }
 
-const hostname = os.hostname();
 
 /** Shared by one listLocks() call: the lock table is read once. */
 interface Context {
@@ -117,7 +116,7 @@ function modeOf(access: string): LockMode | null {
 
 
 function recordLocal(record: HolderRecord): boolean {
-  return typeof record.hostname !== 'string' || record.hostname === hostname;
+  return typeof record.hostname !== 'string' || record.hostname === hostName();
 }
 
 /** This process's own hold of `lockPath`, from the shared registry. */

@@ -1,8 +1,8 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { debug } from '../core/observe';
 import { sweepStaleTemps, tempPathFor } from './record-temps';
+import { hostName } from '../core/host';
 
 /**
  * The JSON sidecar a holder writes after it holds the lock. Diagnostics only:
@@ -28,7 +28,6 @@ export function recordPathFor(lockPath: string): string {
   return `${lockPath}.json`;
 }
 
-const hostname = os.hostname();
 
 // Unique per hold without a syscall per acquire: a random per-process prefix and a counter.
 const noncePrefix = crypto.randomBytes(6).toString('hex');
@@ -41,7 +40,7 @@ export function newNonce(): string {
 export function makeRecord(owner: string | null, shared: boolean, acquiredAt: number, nonce: string): HolderRecord {
   return {
     pid: process.pid,
-    hostname,
+    hostname: hostName(),
     owner,
     mode: shared ? 'shared' : 'exclusive',
     acquiredAt,
