@@ -132,7 +132,7 @@ export class LockUnsupportedError extends Error {
 let descriptions: Map<string, string> | undefined;
 
 const ownDescriptions: Record<string, string> = {
-  EFTYPE: 'lock path is not a regular file (a FIFO, device or socket)',
+  EFTYPE: 'lock path is not a regular file (a FIFO, device, socket, or a file under /proc or /sys)',
   ELOOP: 'lock path is a symbolic link, which is never followed',
   ECANCELED: 'operation canceled',
 };
