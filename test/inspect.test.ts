@@ -473,3 +473,25 @@ describe('observability, as docs/readme/diagnostics.md documents it', () => {
     expect(result.stdout).toMatch(/WARNING SESSION_FLOCK_LEAK session-flock: a SessionLock for .*leak\.jsonl\.lock was garbage-collected while held, so it was released/);
   });
 });
+
+describe('network filesystems', () => {
+  it('names NFS, SMB/CIFS and 9p by their statfs type, and no local filesystem', async () => {
+    const { networkFilesystemOf } = await import('../dist/cjs/file/filesystem.js');
+    expect([0x6969, 0xff534d42, 0xfe534d42, 0x517b, 0x01021997].map(networkFilesystemOf)).toEqual(['nfs', 'cifs', 'smb2', 'smb', 'v9fs (9p)']);
+    expect([0xef53, 0x01021994, 0x58465342, 0x794c7630, 0x65735546, 0x12345678].map(networkFilesystemOf)).toEqual([null, null, null, null, null, null]);
+    // A statfs type is unsigned; Node may hand the CIFS magic over as a negative 32-bit int.
+    expect(networkFilesystemOf(0xff534d42 | 0)).toBe('cifs');
+  });
+
+  it('inspect says nothing of a network filesystem for a lock on a local one', async () => {
+    const target = path.join(tempDir(), 's.jsonl');
+    const lock = await acquire(target);
+    try {
+      const status = await inspect(target);
+      expect(status.state).toBe('held');
+      expect(status.notes.filter((n) => n.includes('network filesystem'))).toEqual([]);
+    } finally {
+      await lock.release();
+    }
+  });
+});

@@ -14,6 +14,7 @@ import {
 import { type HolderRecord, readRecordDetailed, recordPathFor } from './record';
 import { tempRecordsIn, tempRecordsNote } from './record-temps';
 import { registry } from '../core/registry';
+import { networkFilesystem } from './filesystem';
 import { existingLockKey } from './lock-key';
 import { binding } from './binding';
 import { pidAlive } from '../core/process-alive';
@@ -180,6 +181,10 @@ function inspectSync(target: string, lockPath: string, context: Context): LockSt
   const record = status.record;
   const temps = tempRecordsNote(tempRecordsIn(recordPath, folderEntries(context, path.dirname(recordPath))));
   if (temps !== null) notes.push(temps);
+  const network = networkFilesystem(lockPath);
+  if (network !== null) {
+    notes.push(`on a network filesystem (${network}): the lock is the server's, holders on other hosts are not listed here, and a dead host's lock can outlive it (see Limitations in the README)`);
+  }
 
   let stat: fs.BigIntStats;
   try {
