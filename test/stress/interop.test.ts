@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DIST_CJS, FIXTURES, exited, has, lines, tempDir } from './helpers';
+import { DIST_CJS, FIXTURES, blockedInFlock, exited, has, lines, tempDir, untilChild } from './helpers';
 
 const require = createRequire(import.meta.url);
 const lib = require(DIST_CJS) as typeof import('../../src/index');
@@ -114,8 +114,9 @@ describe('interop: one lock file, four lockers', () => {
         const waiter = b.spawn(target, 'ex', 'wait');
         const out = lines(waiter);
         await out.next((l) => l === 'WAITING');
-        await new Promise((r) => setTimeout(r, 150));
-        expect(out.all).not.toContain('HELD'); // still excluded while waiting in the kernel
+        // Queued in the kernel behind the holder (not just about to ask), and not let in.
+        await untilChild(waiter, 'blocked in flock', () => blockedInFlock(waiter.pid));
+        expect(out.all).not.toContain('HELD');
         await holder.release();
         await out.next((l) => l === 'HELD', 5_000);
         waiter.stdin!.end('release\n');
@@ -146,8 +147,9 @@ describe('interop: one lock file, four lockers', () => {
       expect(error).toBeInstanceOf(lib.LockTimeoutError);
       expect((error as { code: string }).code).toBe('ELOCKTIMEOUT');
       expect(lib.heldLocks()).toEqual([]);
-      const pending = lib.acquire(target, { timeoutMs: 5_000 });
-      await new Promise((r) => setTimeout(r, 100));
+      // The timeout only bounds a wedge: the holder child may be slow to let go on a loaded machine.
+      const pending = lib.acquire(target, { timeoutMs: 240_000 });
+      await untilChild(holder.child, 'this process queued in flock', () => blockedInFlock(process.pid, true));
       await holder.release();
       const lock = await pending;
       expect(lock.held).toBe(true);

