@@ -93,8 +93,10 @@ interface Writer {
 
 type Mode = 'lock' | 'rendezvous';
 
-/** Writers, their acknowledged appends (counted from stdout as they happen) and waits for counts. */
-function writerPool(dir: string, target: string, mode: Mode) {
+/** WRITERS writers on an empty dir/session.jsonl, their acknowledged appends (counted from stdout as they happen) and waits for counts. */
+function writerPool(dir: string, mode: Mode) {
+  const target = path.join(dir, 'session.jsonl');
+  fs.writeFileSync(target, '');
   const writers: Writer[] = [];
   const gens: number[] = [];
   const unexpectedExits: string[] = [];
@@ -160,15 +162,13 @@ function writerPool(dir: string, target: string, mode: Mode) {
         return new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
       }),
     );
-  return { writers, start, until, kill, stopAll, unexpectedExits, acked: () => total };
+  for (let id = 0; id < WRITERS; id++) start(id);
+  return { target, writers, start, until, kill, stopAll, unexpectedExits, acked: () => total };
 }
 
 async function fuzz(dir: string): Promise<FuzzResult> {
-  const target = path.join(dir, 'session.jsonl');
-  fs.writeFileSync(target, '');
-  const pool = writerPool(dir, target, 'lock');
-  const { writers } = pool;
-  for (let id = 0; id < WRITERS; id++) pool.start(id);
+  const pool = writerPool(dir, 'lock');
+  const { target, writers } = pool;
   const holderPid = () => {
     try {
       return JSON.parse(fs.readFileSync(`${target}.lock.json`, 'utf8')).pid as number;
@@ -217,11 +217,8 @@ async function fuzz(dir: string): Promise<FuzzResult> {
  * end of file, and only when all of them have read it are they let go to write there.
  */
 async function collide(dir: string): Promise<FuzzResult> {
-  const target = path.join(dir, 'session.jsonl');
-  fs.writeFileSync(target, '');
-  const pool = writerPool(dir, target, 'rendezvous');
-  const { writers } = pool;
-  for (let id = 0; id < WRITERS; id++) pool.start(id);
+  const pool = writerPool(dir, 'rendezvous');
+  const { target, writers } = pool;
   const sizesRead: number[][] = [];
   try {
     for (let round = 1; round <= ROUNDS; round++) {
