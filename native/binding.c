@@ -433,6 +433,39 @@ static napi_value js_same_file(napi_env env, napi_callback_info info) {
   return make_int(env, r);
 }
 
+static napi_value key_or_code(napi_env env, int r, const char *key) {
+  if (r < 0) return make_int(env, r);
+  napi_value result;
+  NAPI_BUG(napi_create_string_latin1(env, key, (size_t)r, &result));
+  return result;
+}
+
+/* fileKey(h): identity text ("" when the filesystem has none) | negative code */
+static napi_value js_file_key(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
+  HANDLE_ARG(0);
+  char key[SF_KEY_MAX];
+  sf_mutex_lock(h->mu);
+  int r;
+  sf_file_t *file = file_if_idle(h, &r);
+  if (file != NULL) r = sf_file_key(file, key);
+  sf_mutex_unlock(h->mu);
+  return key_or_code(env, r, key);
+}
+
+/* pathKey(path): identity text of the file the path names ("" when none) | negative code */
+static napi_value js_path_key(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
+  char *path = get_utf8(env, argv[0]);
+  if (path == NULL) return make_int(env, SF_NO_MEMORY);
+  char key[SF_KEY_MAX];
+  int r = sf_path_key(path, key);
+  free(path);
+  return key_or_code(env, r, key);
+}
+
 /* setInheritable(h, inheritable: boolean): native descriptor number | negative code */
 static napi_value js_set_inheritable(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -504,6 +537,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unlock", js_unlock},
       {"close", js_close},
       {"sameFile", js_same_file},
+      {"fileKey", js_file_key},
+      {"pathKey", js_path_key},
       {"setInheritable", js_set_inheritable},
       {"errorName", js_error_name},
       {"errorErrno", js_error_errno},
@@ -523,7 +558,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"CANCELLED", SF_CANCELLED},
       {"NOT_REGULAR", SF_NOT_REGULAR},
       /* Bumped whenever the functions above change shape; src/file/binding.ts refuses another. */
-      {"INTERFACE_VERSION", 2},
+      {"INTERFACE_VERSION", 3},
   };
   for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
     NAPI_TRY(napi_set_named_property(env, exports, constants[i].name, make_int(env, constants[i].value)), (void)0);

@@ -54,6 +54,17 @@ int sf_same_file(sf_file_t *f, const char *path);
 /* Closes the descriptor (releasing any lock held through it) and frees `f`. */
 int sf_close(sf_file_t *f);
 
+/* The identity of a lock file as text, for keying one lock per file whatever
+ * path names it: the same file always gives the same text. sf_file_key() reads
+ * it from an open file (POSIX: kept from open, no system call); sf_path_key()
+ * from the file `path` itself names (a symlink is not followed), without
+ * opening it for locking. Both write at most SF_KEY_MAX bytes with the NUL and
+ * return the length, 0 when the filesystem gives no stable identity (inode 0),
+ * or a negative code. */
+#define SF_KEY_MAX 64
+int sf_file_key(sf_file_t *f, char *out);
+int sf_path_key(const char *path, char *out);
+
 /* The OS-level descriptor (fd or HANDLE) for inheriting into a child. */
 intptr_t sf_native_handle(sf_file_t *f);
 /* Makes the descriptor inheritable by children (1) or not (0). */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -43,12 +44,31 @@ static int sf_open_refused(const char *path, int err) {
 }
 
 #ifdef __linux__
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 
 /* Files of /proc, /sys and the kernel filesystems mounted below them say
  * S_IFREG, but they are views of kernel state that a lock protects nothing
  * in. statfs(2) f_type magic numbers (linux/magic.h). */
-static int sf_is_kernel_view(int fd) {
+static int sf_statfs_says_kernel_view(int fd);
+
+/* Kernel filesystems have no block device (major 0), so a file on a block device
+ * needs no statfs; nor does one on the device this thread last found to be an
+ * ordinary filesystem (tmpfs, overlay: major 0 too). Only that answer is kept:
+ * a kernel view is asked about every time, so no file is ever refused on an old
+ * answer; a device number freed by an unmount and reused by a new proc or sysfs
+ * mount is the one way an old answer could let a kernel view through. */
+static int sf_is_kernel_view(int fd, dev_t dev) {
+  static _Thread_local dev_t ordinary_anonymous_dev;
+  static _Thread_local int ordinary_known;
+  if (major(dev) != 0 || (ordinary_known && dev == ordinary_anonymous_dev)) return 0;
+  if (sf_statfs_says_kernel_view(fd)) return 1;
+  ordinary_anonymous_dev = dev;
+  ordinary_known = 1;
+  return 0;
+}
+
+static int sf_statfs_says_kernel_view(int fd) {
   static const uint32_t kernel_filesystems[] = {
       0x9fa0,     /* proc */
       0x62656572, /* sysfs */
@@ -73,8 +93,9 @@ static int sf_is_kernel_view(int fd) {
 }
 #else
 /* macOS and the BSDs have no such views among their regular files. */
-static int sf_is_kernel_view(int fd) {
+static int sf_is_kernel_view(int fd, dev_t dev) {
   (void)fd;
+  (void)dev;
   return 0;
 }
 #endif
@@ -98,7 +119,7 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
    * acquire for nothing (the descriptor is only locked, checked and closed, or
    * handed as is to `session-flock run`'s command). */
   struct stat st;
-  int not_usable = fstat(fd, &st) != 0 ? -errno : (S_ISREG(st.st_mode) && !sf_is_kernel_view(fd) ? 0 : SF_NOT_REGULAR);
+  int not_usable = fstat(fd, &st) != 0 ? -errno : (S_ISREG(st.st_mode) && !sf_is_kernel_view(fd, st.st_dev) ? 0 : SF_NOT_REGULAR);
   if (not_usable != 0) {
     close(fd);
     free(f);
@@ -144,6 +165,21 @@ int sf_same_file(sf_file_t *f, const char *path) {
   if (lstat(path, &named) != 0) return errno == ENOENT ? SF_REPLACED : -errno;
   if (named.st_dev != f->dev || named.st_ino != f->ino) return SF_REPLACED;
   return 0;
+}
+
+static int sf_key_of(dev_t dev, ino_t ino, char *out) {
+  if (ino == 0) return 0;
+  return snprintf(out, SF_KEY_MAX, "%llu:%llu", (unsigned long long)dev, (unsigned long long)ino);
+}
+
+int sf_file_key(sf_file_t *f, char *out) {
+  return sf_key_of(f->dev, f->ino, out);
+}
+
+int sf_path_key(const char *path, char *out) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return -errno;
+  return sf_key_of(st.st_dev, st.st_ino, out);
 }
 
 int sf_close(sf_file_t *f) {

@@ -30,6 +30,7 @@
 
 #include <windows.h>
 #include <process.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -356,6 +357,35 @@ int sf_same_file(sf_file_t *f, const char *path) {
   if (r != 0) return r;
   if (held_volume != named_volume || memcmp(held_id, named_id, 16) != 0) return SF_REPLACED;
   return 0;
+}
+
+/* The volume serial and the file id, as the identity check compares them. */
+static int sf_key_of(HANDLE h, char *out) {
+  ULONGLONG volume = 0;
+  BYTE id[16];
+  int r = sf_file_id(h, &volume, id);
+  if (r != 0) return r;
+  static const BYTE none[16];
+  if (memcmp(id, none, sizeof id) == 0) return 0;
+  int n = snprintf(out, SF_KEY_MAX, "%llx:", (unsigned long long)volume);
+  for (int i = 15; i >= 0; i--) n += snprintf(out + n, SF_KEY_MAX - n, "%02x", id[i]);
+  return n;
+}
+
+int sf_file_key(sf_file_t *f, char *out) {
+  return sf_key_of(f->h, out);
+}
+
+int sf_path_key(const char *path, char *out) {
+  wchar_t *w = NULL;
+  int r = sf_wide_path(path, &w);
+  if (r != 0) return r;
+  HANDLE named = CreateFileW(w, 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
+                             FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+  r = named == INVALID_HANDLE_VALUE ? sf_last_error() : sf_key_of(named, out);
+  if (named != INVALID_HANDLE_VALUE) CloseHandle(named);
+  free(w);
+  return r;
 }
 
 int sf_close(sf_file_t *f) {

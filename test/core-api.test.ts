@@ -128,6 +128,39 @@ describe('releaseAll and handles', () => {
     expect(openDescriptors()).toBe(before);
     expect(heldLocks()).toEqual([]);
   });
+
+  it('closes the descriptor each request opens to learn the lock key, whatever becomes of the request', async () => {
+    const target = path.join(tempDir(), 's.jsonl');
+    (await acquire(target)).releaseSync();
+    const before = openDescriptors();
+    for (let i = 0; i < 50; i++) {
+      let entered!: () => void;
+      let leave!: () => void;
+      const inside = new Promise<void>((resolve) => (entered = resolve));
+      const done = new Promise<void>((resolve) => (leave = resolve));
+      const holder = withLock(target, async () => {
+        // Re-entered, or refused as a deadlock: neither keeps a descriptor.
+        (await acquire(target)).releaseSync();
+        tryAcquireSync(target)!.releaseSync();
+        expect(await acquire(target, { reentrant: false }).catch((e) => e)).toBeInstanceOf(LockDeadlockError);
+        entered();
+        await done;
+      });
+      await inside;
+      // Outside its async context: one try finds it held, a queued acquire gives up.
+      expect(tryAcquireSync(target)).toBeNull();
+      expect(await acquire(target, { timeoutMs: 0 }).catch((e) => e)).toBeInstanceOf(LockTimeoutError);
+      expect(await acquire(target, { timeoutMs: 1 }).catch((e) => e)).toBeInstanceOf(LockTimeoutError);
+      leave();
+      await holder;
+      await withLock(target, async () => {
+        expect(await acquire(target).catch((e) => e)).toBeInstanceOf(LockDeadlockError);
+      }, { shared: true });
+      expect(await acquire(target, { signal: AbortSignal.abort() }).catch((e) => e)).toBeInstanceOf(LockAbortedError);
+    }
+    expect(openDescriptors()).toBe(before);
+    expect(heldLocks()).toEqual([]);
+  });
 });
 
 describe('holder record and diagnostics', () => {

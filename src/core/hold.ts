@@ -39,7 +39,7 @@ export function formatCallSite(site: CallSite): string {
  * the lock lost.
  */
 export class Hold<H = unknown> {
-  readonly acquiredAt = Date.now();
+  readonly acquiredAt: number;
   /** Live SessionLock views (re-entrancy count). */
   views = 1;
   released = false;
@@ -54,10 +54,14 @@ export class Hold<H = unknown> {
     readonly handle: H,
     readonly options: ResolvedLockOptions,
     readonly site: CallSite,
-    waitedMs: number,
+    /** Epoch ms the acquire started waiting (its wait time is published), or null for one that never waited. */
+    waitingSince: number | null,
     /** The backend's data for this grant: the file backend's record nonce once written, a PostgreSQL fencing token. */
     public data: unknown = undefined,
   ) {
+    // One clock read: on an event loop that just woke from a handoff, even that is not free.
+    this.acquiredAt = Date.now();
+    const waitedMs = waitingSince === null ? 0 : this.acquiredAt - waitingSince;
     entry.holds.add(this);
     if (options.maxHoldMs !== Infinity) this.watchLongHold(options.maxHoldMs);
     if (channels.acquire.hasSubscribers) {

@@ -119,15 +119,22 @@ export class LockEntry<H = unknown> {
     return true;
   }
 
-  /** One synchronous attempt without queueing (tryAcquireSync): a Hold, or null when anyone holds it. */
-  tryNow(options: ResolvedLockOptions, site: CallSite): Hold<H> | null {
-    if (!this.free(options.shared)) return null;
+  /**
+   * One synchronous attempt without queueing (tryAcquireSync): a Hold, or null when anyone
+   * holds it. `opened` (see acquireLock) is used for the attempt or given back.
+   */
+  tryNow(options: ResolvedLockOptions, site: CallSite, opened: H | null = null): Hold<H> | null {
+    if (!this.free(options.shared)) {
+      this.giveBack(opened);
+      return null;
+    }
     const { backend } = this;
     let hold: Hold<H> | null = null;
     const probe = new Waiter<H>(options, site, ignore, ignore);
+    probe.handle = opened;
     try {
       if ((backend.trySync as NonNullable<typeof backend.trySync>)(this, probe)) {
-        hold = new Hold(this, this.takeHandle(probe), options, site, 0);
+        hold = new Hold(this, this.takeHandle(probe), options, site, null);
         hold.granted();
       }
     } finally {
@@ -137,9 +144,24 @@ export class LockEntry<H = unknown> {
     return hold;
   }
 
-  enqueue(waiter: Waiter<H>): void {
+  /**
+   * Queues `waiter`. A waiter that may go straight to the backend tries with `opened`
+   * (see acquireLock); one that queues behind others gives it back, to open its own when
+   * it reaches the head, rather than keep a descriptor open while it waits its turn.
+   */
+  enqueue(waiter: Waiter<H>, opened: H | null = null): void {
+    if (opened !== null) {
+      if (this.free(waiter.options.shared)) waiter.handle = opened;
+      else this.backend.releaseHandle(this, opened);
+    }
     this.queue.push(waiter);
     this.pump();
+  }
+
+  /** Lets go of a handle a request did not use (see acquireLock), and of this entry if nothing else uses it. */
+  giveBack(opened: H | null): void {
+    if (opened !== null) this.backend.releaseHandle(this, opened);
+    this.forgetIfUnused();
   }
 
   /** Grants what can be granted, in FIFO order, and starts the backend wait for the head. */
@@ -161,7 +183,7 @@ export class LockEntry<H = unknown> {
         }
         if (granted) {
           this.remove(head);
-          head.grant(new Hold(this, this.takeHandle(head), head.options, head.site, Date.now() - head.enqueuedAt));
+          head.grant(new Hold(this, this.takeHandle(head), head.options, head.site, head.enqueuedAt));
           continue;
         }
       }
@@ -255,7 +277,7 @@ export class LockEntry<H = unknown> {
       this.backendWaiter = null;
       if (outcome === GRANTED) {
         this.remove(waiter);
-        waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, Date.now() - waiter.enqueuedAt, grantData));
+        waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, waiter.enqueuedAt, grantData));
       } else if (outcome === RETRY) {
         // The backend let go of a grant that protects nothing; the waiter stays at the head and starts over.
         waiter.handle = null;

@@ -19,7 +19,7 @@ function ignore(): void {}
  * Inside withLock(p), a nested acquire of p re-enters the enclosing hold
  * (or refuses at once where waiting could only deadlock).
  */
-function reenter<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions): SessionLock | null {
+function reenter<H>(entry: LockEntry<H>, key: string, options: ResolvedLockOptions): SessionLock | null {
   const hold = registry.context.getStore()?.get(key) as Hold<H> | undefined;
   if (hold === undefined || hold.released) return null;
   if (!options.reentrant) {
@@ -29,16 +29,20 @@ function reenter<H>(backend: LockBackend<H>, key: string, options: ResolvedLockO
     throw new LockDeadlockError(options.lockPath, options.target, 'an exclusive lock was requested inside withLock() that holds it shared');
   }
   hold.views++;
-  return new backend.lockClass(hold);
+  return new entry.backend.lockClass(hold);
 }
 
 function abortedAlready(options: ResolvedLockOptions): LockAbortedError {
   return new LockAbortedError(options.lockPath, options.target, 'the signal was already aborted', (options.signal as AbortSignal).reason);
 }
 
-/** acquire(): waits in this process's FIFO, then on the backend, within one budget. */
-export function acquireLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite): Promise<SessionLock> {
-  return waitForLock(backend, key, options, site, false) as Promise<SessionLock>;
+/**
+ * acquire(): waits in this process's FIFO, then on the backend, within one budget.
+ * `opened` is a handle the backend already opened for this request (the file backend
+ * opens the lock file to learn its key): the first attempt uses it, or it is given back.
+ */
+export function acquireLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, opened: H | null = null): Promise<SessionLock> {
+  return waitForLock(backend, key, options, site, false, opened) as Promise<SessionLock>;
 }
 
 /**
@@ -53,15 +57,25 @@ export function tryLock<H>(backend: LockBackend<H>, key: string, options: Resolv
       return Promise.reject(error);
     }
   }
-  return waitForLock(backend, key, options, site, true);
+  return waitForLock(backend, key, options, site, true, null);
 }
 
-/** tryAcquireSync(), for a backend with trySync. */
-export function tryLockSync<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite): SessionLock | null {
-  if (options.signal?.aborted) throw abortedAlready(options);
-  const reentered = reenter(backend, key, options);
-  if (reentered !== null) return reentered;
-  const hold = LockEntry.for(backend, key, options.lockPath, options.target).tryNow(options, site);
+/** tryAcquireSync(), for a backend with trySync; `opened` as for acquireLock(). */
+export function tryLockSync<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, opened: H | null = null): SessionLock | null {
+  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
+  let reentered: SessionLock | null;
+  try {
+    if (options.signal?.aborted) throw abortedAlready(options);
+    reentered = reenter(entry, key, options);
+  } catch (error) {
+    entry.giveBack(opened);
+    throw error;
+  }
+  if (reentered !== null) {
+    entry.giveBack(opened);
+    return reentered;
+  }
+  const hold = entry.tryNow(options, site, opened);
   return hold === null ? null : new backend.lockClass(hold);
 }
 
@@ -75,20 +89,33 @@ function timedOutNow<H>(entry: LockEntry<H>, options: ResolvedLockOptions): Prom
     : Promise.reject(new LockTimeoutError(entry.lockPath, entry.target, options.timeoutMs, holder));
 }
 
-function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, tryOnly: boolean): Promise<SessionLock | null> {
-  const reentered = reenter(backend, key, options);
-  if (reentered !== null) return Promise.resolve(reentered);
-  const { signal } = options;
-  if (signal?.aborted) return Promise.reject(abortedAlready(options));
+function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, tryOnly: boolean, opened: H | null): Promise<SessionLock | null> {
   const entry = LockEntry.for(backend, key, options.lockPath, options.target);
+  let reentered: SessionLock | null;
+  try {
+    reentered = reenter(entry, key, options);
+  } catch (error) {
+    entry.giveBack(opened);
+    return Promise.reject(error);
+  }
+  if (reentered !== null) {
+    entry.giveBack(opened);
+    return Promise.resolve(reentered);
+  }
+  const { signal } = options;
+  if (signal?.aborted) {
+    entry.giveBack(opened);
+    return Promise.reject(abortedAlready(options));
+  }
   const once = tryOnly || options.timeoutMs === 0;
   if (once && backend.trySync !== undefined) {
     // One attempt: never queue, never start a backend wait.
-    const hold = entry.tryNow(options, site);
+    const hold = entry.tryNow(options, site, opened);
     return hold !== null ? Promise.resolve(new backend.lockClass(hold)) : timedOutNow(entry, options);
   }
   if (once && !entry.free(options.shared)) {
     // Held or awaited in this process: one attempt could only queue behind it.
+    entry.giveBack(opened);
     return tryOnly ? Promise.resolve(null) : timedOutNow(entry, options);
   }
   return new Promise<SessionLock | null>((resolve, reject) => {
@@ -107,7 +134,7 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
       reject,
     );
     waiter.tryOnly = tryOnly;
-    entry.enqueue(waiter);
+    entry.enqueue(waiter, opened);
     if (waiter.settled || once) return;
     // A pending acquire keeps the process alive, as pending I/O does: the timer
     // does it (an idle one for an unlimited wait). The addon's wait thread never

@@ -11,12 +11,25 @@ import {
 } from '../core/locks';
 import { holdOf, type SessionLock } from '../core/session-lock';
 import { fileBackend, inheritableDescriptor } from './backend';
-import { existingLockKey, lockKey } from './lock-key';
+import { binding, type NativeHandle } from './binding';
+import { lockFailure } from './failure';
+import { existingLockKey, lockKeyOf } from './lock-key';
 import { type AcquireOptions, type ResolvedOptions, resolveOptions } from './options';
 
-/** The lock's identity, unless the signal already aborted (then nothing touches the file). */
-function keyOf(options: ResolvedOptions): string {
-  return options.signal?.aborted ? options.lockPath : lockKey(options.lockPath, options.fileMode);
+/**
+ * The lock file of a request, opened (and created if missing): its descriptor tells the
+ * lock's key, and the first attempt locks it. null when the signal already aborted (then
+ * nothing touches the file).
+ */
+function openFor(options: ResolvedOptions): NativeHandle | null {
+  if (options.signal?.aborted) return null;
+  const opened = binding.open(options.lockPath, options.fileMode, true);
+  if (typeof opened === 'number') throw lockFailure(opened, 'open', options.lockPath);
+  return opened;
+}
+
+function keyOf(opened: NativeHandle | null, options: ResolvedOptions): string {
+  return opened === null ? options.lockPath : lockKeyOf(opened, options.lockPath);
 }
 
 export type { HeldLockInfo };
@@ -44,7 +57,8 @@ export type { HeldLockInfo };
 export function acquire(target: string, options?: AcquireOptions): Promise<SessionLock> {
   try {
     const resolved = resolveOptions(target, options);
-    return acquireLock(fileBackend, keyOf(resolved), resolved, captureCallSite(acquire));
+    const opened = openFor(resolved);
+    return acquireLock(fileBackend, keyOf(opened, resolved), resolved, captureCallSite(acquire), opened);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -57,7 +71,8 @@ export function acquire(target: string, options?: AcquireOptions): Promise<Sessi
  */
 export function tryAcquireSync(target: string, options?: AcquireOptions): SessionLock | null {
   const resolved = resolveOptions(target, options);
-  return tryLockSync(fileBackend, keyOf(resolved), resolved, captureCallSite(tryAcquireSync));
+  const opened = openFor(resolved);
+  return tryLockSync(fileBackend, keyOf(opened, resolved), resolved, captureCallSite(tryAcquireSync), opened);
 }
 
 /** Promise form of tryAcquireSync(): one attempt, never waits. */
@@ -81,8 +96,9 @@ export async function withLock<T>(
 ): Promise<T> {
   if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
   const resolved = resolveOptions(target, options);
-  const key = keyOf(resolved);
-  return runLocked(key, acquireLock(fileBackend, key, resolved, captureCallSite(withLock)), fn);
+  const opened = openFor(resolved);
+  const key = keyOf(opened, resolved);
+  return runLocked(key, acquireLock(fileBackend, key, resolved, captureCallSite(withLock), opened), fn);
 }
 
 /** The locks this process holds now, with where each was acquired. */

@@ -23,6 +23,10 @@ export interface RawBinding {
   /** Idempotent. While a wait runs, the close (and the release of a late grant) is left to its thread. */
   close(handle: NativeHandle): number;
   sameFile(handle: NativeHandle, path: string): number;
+  /** The identity of the open file as text (the same for every path to it); "" when the filesystem gives none. */
+  fileKey(handle: NativeHandle): string | number;
+  /** The same identity for the file `path` itself names (a symlink is not followed), or a negative code. */
+  pathKey(path: string): string | number;
   /** Returns the OS descriptor (fd or HANDLE value) or a negative code. */
   setInheritable(handle: NativeHandle, inheritable: boolean): number;
   errorName(code: number): string | undefined;
@@ -36,7 +40,7 @@ export interface RawBinding {
 }
 
 /** The shape of the addon this TypeScript was written against (native/binding.c). */
-const INTERFACE_VERSION = 2;
+const INTERFACE_VERSION = 3;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 

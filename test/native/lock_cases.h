@@ -56,4 +56,24 @@ static void test_close_releases(void) {
   sf_close(b);
 }
 
+/* One file, one key, from either descriptor or its path; another file, another key. */
+static void test_keys(void) {
+  char other[320], a_key[SF_KEY_MAX], b_key[SF_KEY_MAX], path_key[SF_KEY_MAX], other_key[SF_KEY_MAX];
+  path_in_dir(other, "other.lock");
+  sf_file_t *a = must_open(lock_path), *b = must_open(lock_path), *c = must_open(other);
+  int n = sf_file_key(a, a_key);
+  CHECK_TRUE(n > 0 && n < SF_KEY_MAX);
+  CHECK_EQ(sf_file_key(b, b_key), n);
+  CHECK_EQ(strcmp(a_key, b_key), 0);
+  CHECK_EQ(sf_path_key(lock_path, path_key), n);
+  CHECK_EQ(strcmp(a_key, path_key), 0);
+  CHECK_TRUE(sf_file_key(c, other_key) > 0);
+  CHECK_TRUE(strcmp(a_key, other_key) != 0);
+  path_in_dir(other, "missing.lock");
+  CHECK_NAME(sf_path_key(other, path_key), "ENOENT");
+  sf_close(a);
+  sf_close(b);
+  sf_close(c);
+}
+
 #endif

@@ -16,9 +16,9 @@
 static char dir[256];
 static char lock_path[320];
 
-#include "lock_cases.h"
-
 static void path_in_dir(char *out, const char *name) { snprintf(out, 320, "%s/%s", dir, name); }
+
+#include "lock_cases.h"
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -177,6 +177,7 @@ int main(void) {
   RUN(test_exclusive_conflict);
   RUN(test_shared);
   RUN(test_close_releases);
+  RUN(test_keys);
   RUN(test_wait_thread);
   RUN(test_identity);
   RUN(test_errors);

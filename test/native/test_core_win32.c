@@ -9,11 +9,11 @@
 static char dir[MAX_PATH];
 static char lock_path[MAX_PATH + 32];
 
-#include "lock_cases.h"
-
 static void path_in_dir(char *out, const char *name) {
   snprintf(out, MAX_PATH + 32, "%s\\%s", dir, name);
 }
+
+#include "lock_cases.h"
 
 typedef struct {
   sf_file_t *f;
@@ -268,6 +268,7 @@ int main(void) {
   RUN(test_exclusive_conflict);
   RUN(test_shared);
   RUN(test_close_releases);
+  RUN(test_keys);
   RUN(test_wait_granted);
   RUN(test_wait_cancelled);
   RUN(test_error_mapping);
