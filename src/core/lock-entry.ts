@@ -278,6 +278,9 @@ export class LockEntry<H = unknown> {
       if (outcome === GRANTED) {
         this.remove(waiter);
         waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, waiter.enqueuedAt, grantData));
+        // The common handoff: nobody else waits here, and the entry is in use. Every step
+        // saved counts on an event loop that just woke up.
+        if (this.queue.length === 0) return;
       } else if (outcome === RETRY) {
         // The backend let go of a grant that protects nothing; the waiter stays at the head and starts over.
         waiter.handle = null;
