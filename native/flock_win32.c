@@ -359,17 +359,15 @@ int sf_same_file(sf_file_t *f, const char *path) {
   return 0;
 }
 
-/* The volume serial and the file id, as the identity check compares them. */
+/* The volume serial and the 64-bit file index, in decimal: what libuv's stat gives as
+ * st_dev and st_ino, so the text matches the "dev:ino" of earlier versions of this
+ * package, which shared a process's queues with keys made that way. */
 static int sf_key_of(HANDLE h, char *out) {
-  ULONGLONG volume = 0;
-  BYTE id[16];
-  int r = sf_file_id(h, &volume, id);
-  if (r != 0) return r;
-  static const BYTE none[16];
-  if (memcmp(id, none, sizeof id) == 0) return 0;
-  int n = snprintf(out, SF_KEY_MAX, "%llx:", (unsigned long long)volume);
-  for (int i = 15; i >= 0; i--) n += snprintf(out + n, SF_KEY_MAX - n, "%02x", id[i]);
-  return n;
+  BY_HANDLE_FILE_INFORMATION info;
+  if (!GetFileInformationByHandle(h, &info)) return sf_last_error();
+  unsigned long long index = ((unsigned long long)info.nFileIndexHigh << 32) | info.nFileIndexLow;
+  if (index == 0) return 0;
+  return snprintf(out, SF_KEY_MAX, "%lu:%llu", (unsigned long)info.dwVolumeSerialNumber, index);
 }
 
 int sf_file_key(sf_file_t *f, char *out) {

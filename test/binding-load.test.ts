@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { root, runNode, tempDir } from './helpers';
+import { fork } from 'node:child_process';
+import { fixture, root, runNode, tempDir } from './helpers';
 
 // The binary this checkout loads (a build or a prebuild), as node-gyp-build finds it.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -73,6 +74,27 @@ describe('no binary', () => {
     const run = await runNode([cli, 'run', path.join(tempDir(), 'r.jsonl'), process.execPath, '-e', '']);
     expect(run.code).toBe(71);
     expect(run.stderr).toContain('could not load the native addon');
+  });
+
+  it.runIf(process.platform === 'linux')('status reads the kernel without a binary', async () => {
+    const pkg = packageWithoutBinary();
+    const dir = tempDir();
+    const target = path.join(dir, 's.jsonl');
+    const holder = fork(fixture('inspect-holder.cjs'), [target, JSON.stringify({ record: false })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      const pid = await new Promise<number>((resolve, reject) => {
+        holder.on('message', (msg: { ready?: boolean; pid: number }) => msg.ready && resolve(msg.pid));
+        holder.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
+      });
+      const status = await runNode([path.join(pkg, 'dist', 'cjs', 'cli', 'main.js'), 'status', '--json', dir]);
+      expect(status.stderr).toBe('');
+      expect(status.code).toBe(0);
+      const [lock] = JSON.parse(status.stdout);
+      expect(lock).toMatchObject({ lockPath: `${target}.lock`, state: 'held', mode: 'exclusive' });
+      expect(lock.holders.map((h: { pid: number }) => h.pid)).toContain(pid);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 
   it('a binary that appears later is loaded by the next call', async () => {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, fixture, freeInAnotherProcess, isAlive, root, tempDir } from './helpers';
+import { eventually, fixture, freeInAnotherProcess, isAlive, otherProcess, root, tempDir } from './helpers';
 
 const cli = path.join(root, 'dist', 'cjs', 'cli', 'main.js');
 const linux = process.platform === 'linux';
@@ -14,14 +14,9 @@ const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const cleanup of cleanups.splice(0)) cleanup();
 });
-function killLater(pid: number | undefined): void {
-  cleanups.push(() => {
-    try {
-      if (pid !== undefined) process.kill(pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  });
+/** Kills, at the end of the test, a child (through its handle) or another process (see otherProcess). */
+function killLater(doomed: ChildProcess | { kill(signal?: NodeJS.Signals): boolean }): void {
+  cleanups.push(() => void doomed.kill('SIGKILL'));
 }
 
 function sessionFlock(args: string[], options: { cwd?: string } = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
@@ -55,7 +50,7 @@ function running(pid: number): boolean {
 /** A child process holding the lock of `target` (test/fixtures/inspect-holder.cjs). */
 async function holder(target: string, options: Record<string, unknown> = {}): Promise<{ child: ChildProcess; pid: number; exited: Promise<unknown> }> {
   const child = fork(fixture('inspect-holder.cjs'), [target, JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  killLater(child.pid);
+  killLater(child);
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const pid = await new Promise<number>((resolve, reject) => {
     child.on('message', (msg: any) => (msg.ready ? resolve(msg.pid) : msg.error && reject(new Error(msg.error.message))));
@@ -76,7 +71,7 @@ async function startRun(dir: string, target: string, flags: string[] = []): Prom
   const cliProcess = spawn(process.execPath, [cli, 'run', ...flags, target, '--', process.execPath, fixture('cli-command.cjs'), dir, `${target}.lock`], {
     stdio: ['ignore', 'inherit', 'pipe'],
   });
-  killLater(cliProcess.pid);
+  killLater(cliProcess);
   let stderr = '';
   cliProcess.stderr!.on('data', (d) => (stderr += d));
   const cliExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => cliProcess.once('exit', (code, signal) => resolve({ code, signal })));
@@ -84,7 +79,7 @@ async function startRun(dir: string, target: string, flags: string[] = []): Prom
   await eventually(() => fs.existsSync(reportPath) || cliProcess.exitCode !== null, 20_000, 'the command to start');
   if (!fs.existsSync(reportPath)) throw new Error(`run exited early: ${stderr}`);
   const report = JSON.parse(fs.readFileSync(reportPath, 'utf8')) as CommandReport;
-  killLater(report.pid);
+  killLater(otherProcess(report.pid));
   return { cliProcess, cliExit, report, stderr: () => stderr };
 }
 

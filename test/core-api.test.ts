@@ -287,6 +287,44 @@ describe('bad input', () => {
     expect(error).toMatchObject({ code: 'EACCES', syscall: 'open', path: path.join(readOnly, 's.jsonl.lock') });
     expect(error.message).toBe(`EACCES: permission denied, open '${path.join(readOnly, 's.jsonl.lock')}'`);
   });
+
+  it('a lock file that can no longer be opened: this process\'s own hold still decides first, the error comes with an attempt', async () => {
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o777);
+    const target = path.join(dir, 's.jsonl');
+    const asRoot = process.getuid?.() === 0;
+    const script = `const fs = require('node:fs');
+      const lib = require(${JSON.stringify(dist)});
+      lib.tryAcquireSync(${JSON.stringify(path.join(dir, 'loads-the-addon.jsonl'))}).releaseSync();
+      if (${asRoot}) { process.setgid(65534); process.setuid(65534); }
+      const target = ${JSON.stringify(target)};
+      const code = (e) => e.code;
+      (async () => {
+        const out = {};
+        let enter, leave;
+        const inside = new Promise((r) => (enter = r));
+        const done = new Promise((r) => (leave = r));
+        const holding = lib.withLock(target, async () => {
+          fs.chmodSync(target + '.lock', 0);
+          const nested = await lib.acquire(target).catch(code);
+          out.nested = nested.held ?? nested;
+          if (nested.held) nested.releaseSync();
+          out.deadlock = await lib.acquire(target, { reentrant: false }).then(() => 'acquired', code);
+          enter();
+          await done;
+        });
+        await inside;
+        out.outside = lib.tryAcquireSync(target);
+        out.queued = await lib.acquire(target, { timeoutMs: 1 }).then(() => 'acquired', (e) => e.name);
+        leave();
+        await holding;
+        out.after = await lib.acquire(target).then(() => 'acquired', code);
+        console.log(JSON.stringify(out));
+      })();`;
+    const result = await runNode(['-e', script]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ nested: true, deadlock: 'ELOCKDEADLOCK', outside: null, queued: 'LockTimeoutError', after: 'EACCES' });
+  });
 });
 
 describe('module formats', () => {

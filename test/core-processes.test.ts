@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { eventually, fixture, freeInAnotherProcess, isAlive, runNode, startLocker, tempDir } from './helpers';
+import { eventually, fixture, freeInAnotherProcess, isAlive, otherProcess, runNode, startLocker, tempDir } from './helpers';
 
 describe('across processes', () => {
   it('4 processes doing read-increment-write under withLock lose no update', async () => {
@@ -67,13 +67,14 @@ describe('across processes', () => {
     const parent = await startLocker();
     await parent.call({ op: 'acquire', target });
     const { sleeperPid } = await parent.call({ op: 'spawn-sleeper' });
+    const sleeper = otherProcess(sleeperPid);
     try {
       parent.child.kill('SIGKILL');
       await parent.exited;
       expect(isAlive(sleeperPid)).toBe(true);
       expect(await freeInAnotherProcess(target)).toBe(true);
     } finally {
-      process.kill(sleeperPid, 'SIGKILL');
+      sleeper.kill('SIGKILL');
     }
   });
 

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach } from 'vitest';
+import { pidAlive } from '../dist/cjs/core/process-alive.js';
 
 export const root = path.resolve(__dirname, '..');
 export const dist = path.join(root, 'dist', 'cjs', 'index.js');
@@ -123,4 +124,39 @@ export function waitThreads(pid: number | 'self' = 'self'): number {
 }
 
 // The library's own liveness check (process.kill(pid, 0); EPERM counts as alive).
-export { pidAlive as isAlive } from '../dist/cjs/core/process-alive.js';
+export { pidAlive as isAlive };
+
+/** When the process `pid` started (Linux: /proc/<pid>/stat field 22), or null when there is none. */
+function startTime(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A process that is not our child (a grandchild, the command another process ran), to be
+ * signalled later only while its pid still names it. A remembered pid alone may name a
+ * stranger by then: pids are reused, and fast on a busy machine (pid_max is often 32768,
+ * and every thread takes one), so a cleanup that kills a pid after its process ended can
+ * kill another suite's process. On Linux the pid's start time tells them apart; elsewhere
+ * a signal goes only to a pid that is alive.
+ */
+export function otherProcess(pid: number): { readonly pid: number; kill(signal?: NodeJS.Signals): boolean } {
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`not a process id: ${pid}`);
+  const started = process.platform === 'linux' ? startTime(pid) : null;
+  return {
+    pid,
+    kill(signal = 'SIGKILL') {
+      if (process.platform === 'linux' ? started === null || startTime(pid) !== started : !pidAlive(pid)) return false;
+      try {
+        process.kill(pid, signal);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}

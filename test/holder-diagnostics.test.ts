@@ -5,7 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, fixture, isAlive, root, runNode, startLocker, tempDir, dist } from './helpers';
+import { eventually, fixture, isAlive, otherProcess, root, runNode, startLocker, tempDir, dist } from './helpers';
 import { acquire, LockTimeoutError } from '../dist/cjs/index.js';
 
 const cli = path.join(root, 'dist', 'cjs', 'cli', 'main.js');
@@ -36,7 +36,9 @@ async function timeoutError(target: string): Promise<LockTimeoutError> {
 
 /** A node process that writes its pid to `readyFile` and then idles until killed. */
 function idleNode(readyFile: string): string[] {
-  return [process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(readyFile)}, String(process.pid)); setInterval(() => {}, 1000)`];
+  // Written whole and then renamed: a reader that sees the file never reads half a pid.
+  const temp = `${readyFile}.tmp`;
+  return [process.execPath, '-e', `const fs = require('fs'); fs.writeFileSync(${JSON.stringify(temp)}, String(process.pid)); fs.renameSync(${JSON.stringify(temp)}, ${JSON.stringify(readyFile)}); setInterval(() => {}, 1000)`];
 }
 
 function readPid(file: string): number {
@@ -77,7 +79,8 @@ describe('LockTimeoutError names the live holder when the record cannot', () => 
     const flock = started(spawn('flock', ['--exclusive', `${target}.lock`, ...idleNode(ready)], { stdio: 'ignore' }));
     await eventually(() => fs.existsSync(ready), 20_000, 'flock(1) to run its command');
     const heir = readPid(ready);
-    children.push({ exitCode: null, signalCode: null, kill: () => process.kill(heir, 'SIGKILL') } as unknown as ChildProcess);
+    const heirProcess = otherProcess(heir);
+    children.push({ exitCode: null, signalCode: null, kill: () => heirProcess.kill('SIGKILL') } as unknown as ChildProcess);
 
     const first = await timeoutError(target);
     expect(first.holder).toMatchObject({ pid: flock.pid, owner: null, process: 'flock', mode: 'exclusive', sameProcess: false });

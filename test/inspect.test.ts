@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dist, eventually, fixture, freeInAnotherProcess, isAlive, tempDir } from './helpers';
+import { dist, eventually, fixture, freeInAnotherProcess, isAlive, otherProcess, tempDir } from './helpers';
 import { acquire, heldLocks, withLock } from '../dist/cjs/index.js';
 import { inspect, inspectWithProcRoot, listLocks, type LockStatus } from '../dist/cjs/file/inspect.js';
 import { devMajorMinor, parseProcLocks } from '../dist/cjs/file/proc-locks.js';
@@ -138,6 +138,7 @@ describe.runIf(linux)('inspect() on Linux reads the kernel lock table', () => {
     const lockerExit = new Promise((resolve) => locker.once('exit', resolve));
     await lockerExit;
     const sleeperPid = Number(fs.readFileSync(pidFile, 'utf8'));
+    const sleeper = otherProcess(sleeperPid);
     try {
       const status = await inspect(path.join(dir, 'f.jsonl'));
       expect(status.state).toBe('held');
@@ -146,7 +147,7 @@ describe.runIf(linux)('inspect() on Linux reads the kernel lock table', () => {
       expect(status.holders.find((x) => x.pid === sleeperPid)).toMatchObject({ source: 'kernel', alive: true });
       expect(noteMatching(status, new RegExp(`held through its inherited descriptor by pid ${sleeperPid}`))).toBeDefined();
     } finally {
-      process.kill(sleeperPid, 'SIGKILL');
+      sleeper.kill('SIGKILL');
     }
   });
 });

@@ -57,15 +57,18 @@ function runAs(user, file, args, options = {}) {
   return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options });
 }
 
+/** Why a command failed: its message (with its stderr), the signal that ended it, the log's tail. */
 function explain(error, log) {
   const stderr = error.stderr ? String(error.stderr).trim() : '';
+  const message = stderr !== '' ? error.message.replace(stderr, '').trim() : error.message;
+  const signal = error.signal ? `(ended by ${error.signal}: no output of its own)` : '';
   let tail = '';
   try {
-    tail = fs.readFileSync(log, 'utf8').trim().split('\n').slice(-5).join('\n');
+    if (log !== null) tail = fs.readFileSync(log, 'utf8').trim().split('\n').slice(-5).join('\n');
   } catch {
     // no log yet
   }
-  return [error.message, stderr, tail].filter(Boolean).join('\n');
+  return [message, signal, stderr, tail].filter(Boolean).join('\n');
 }
 
 /**
@@ -102,7 +105,11 @@ export async function startCluster({ bindir = findServerBinaries(), listen = '12
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
-    runAs(user, path.join(bindir, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+    try {
+      runAs(user, path.join(bindir, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+    } catch (error) {
+      throw new Error(`initdb failed: ${explain(error, null)}`);
+    }
     // Clients from these networks (a test's network namespace) are trusted too.
     for (const network of trustNetworks) fs.appendFileSync(path.join(data, 'pg_hba.conf'), `host all all ${network} trust\n`);
     // A port taken between freePort() and the server's bind is the only reason to try another.
@@ -143,6 +150,6 @@ export async function provideServer() {
     const cluster = await startCluster();
     return { url: cluster.url, stop: cluster.stop, why: null };
   } catch (error) {
-    return { url: null, stop: () => undefined, why: error.message.split('\n')[0] };
+    return { url: null, stop: () => undefined, why: error.message };
   }
 }

@@ -125,7 +125,7 @@ export class LockEntry<H = unknown> {
    */
   tryNow(options: ResolvedLockOptions, site: CallSite, opened: H | null = null): Hold<H> | null {
     if (!this.free(options.shared)) {
-      this.giveBack(opened);
+      if (opened !== null) this.backend.releaseHandle(this, opened);
       return null;
     }
     const { backend } = this;
@@ -158,11 +158,6 @@ export class LockEntry<H = unknown> {
     this.pump();
   }
 
-  /** Lets go of a handle a request did not use (see acquireLock), and of this entry if nothing else uses it. */
-  giveBack(opened: H | null): void {
-    if (opened !== null) this.backend.releaseHandle(this, opened);
-    this.forgetIfUnused();
-  }
 
   /** Grants what can be granted, in FIFO order, and starts the backend wait for the head. */
   pump(): void {
@@ -322,7 +317,8 @@ export class LockEntry<H = unknown> {
     waiter.handle = null;
   }
 
-  private forgetIfUnused(): void {
+  /** Drops this entry from the registry once nothing holds, waits or drains on it. */
+  forgetIfUnused(): void {
     if (this.holds.size === 0 && this.queue.length === 0 && this.backendWaiter === null && this.draining === null) {
       if (registry.entries.get(this.key) === this) registry.entries.delete(this.key);
     }

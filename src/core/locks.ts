@@ -32,6 +32,29 @@ function reenter<H>(entry: LockEntry<H>, key: string, options: ResolvedLockOptio
   return new entry.backend.lockClass(hold);
 }
 
+/**
+ * The entry of `key`, for a request that comes with `opened` (see acquireLock). Another
+ * copy of this package in the process shares the registry and drives its entries through
+ * its own addon, so only an entry of this very backend may use a handle this backend
+ * opened: for any other, the handle is closed here and the entry's own backend opens one.
+ */
+function entryFor<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, opened: H | null): LockEntry<H> {
+  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
+  if (opened !== null && entry.backend !== backend) backend.releaseHandle(entry, opened);
+  return entry;
+}
+
+/** The handle a request came with, if it can go into `entry` (see entryFor). */
+function usable<H>(backend: LockBackend<H>, entry: LockEntry<H>, opened: H | null): H | null {
+  return entry.backend === backend ? opened : null;
+}
+
+/** Closes a handle the request did not use, and forgets the entry if only this request made it. */
+function giveBack<H>(backend: LockBackend<H>, entry: LockEntry<H>, opened: H | null): void {
+  if (opened !== null) backend.releaseHandle(entry, opened);
+  if (entry instanceof LockEntry) entry.forgetIfUnused();
+}
+
 function abortedAlready(options: ResolvedLockOptions): LockAbortedError {
   return new LockAbortedError(options.lockPath, options.target, 'the signal was already aborted', (options.signal as AbortSignal).reason);
 }
@@ -62,17 +85,18 @@ export function tryLock<H>(backend: LockBackend<H>, key: string, options: Resolv
 
 /** tryAcquireSync(), for a backend with trySync; `opened` as for acquireLock(). */
 export function tryLockSync<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, opened: H | null = null): SessionLock | null {
-  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
+  const entry = entryFor(backend, key, options, opened);
+  opened = usable(backend, entry, opened);
   let reentered: SessionLock | null;
   try {
     if (options.signal?.aborted) throw abortedAlready(options);
     reentered = reenter(entry, key, options);
   } catch (error) {
-    entry.giveBack(opened);
+    giveBack(backend, entry, opened);
     throw error;
   }
   if (reentered !== null) {
-    entry.giveBack(opened);
+    giveBack(backend, entry, opened);
     return reentered;
   }
   const hold = entry.tryNow(options, site, opened);
@@ -90,21 +114,22 @@ function timedOutNow<H>(entry: LockEntry<H>, options: ResolvedLockOptions): Prom
 }
 
 function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, tryOnly: boolean, opened: H | null): Promise<SessionLock | null> {
-  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
+  const entry = entryFor(backend, key, options, opened);
+  opened = usable(backend, entry, opened);
   let reentered: SessionLock | null;
   try {
     reentered = reenter(entry, key, options);
   } catch (error) {
-    entry.giveBack(opened);
+    giveBack(backend, entry, opened);
     return Promise.reject(error);
   }
   if (reentered !== null) {
-    entry.giveBack(opened);
+    giveBack(backend, entry, opened);
     return Promise.resolve(reentered);
   }
   const { signal } = options;
   if (signal?.aborted) {
-    entry.giveBack(opened);
+    giveBack(backend, entry, opened);
     return Promise.reject(abortedAlready(options));
   }
   const once = tryOnly || options.timeoutMs === 0;
@@ -115,7 +140,7 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
   }
   if (once && !entry.free(options.shared)) {
     // Held or awaited in this process: one attempt could only queue behind it.
-    entry.giveBack(opened);
+    giveBack(backend, entry, opened);
     return tryOnly ? Promise.resolve(null) : timedOutNow(entry, options);
   }
   return new Promise<SessionLock | null>((resolve, reject) => {

@@ -12,24 +12,26 @@ import {
 import { holdOf, type SessionLock } from '../core/session-lock';
 import { fileBackend, inheritableDescriptor } from './backend';
 import { binding, type NativeHandle } from './binding';
-import { lockFailure } from './failure';
 import { existingLockKey, lockKeyOf } from './lock-key';
 import { type AcquireOptions, type ResolvedOptions, resolveOptions } from './options';
 
 /**
  * The lock file of a request, opened (and created if missing): its descriptor tells the
  * lock's key, and the first attempt locks it. null when the signal already aborted (then
- * nothing touches the file).
+ * nothing touches the file), or when it cannot be opened: the key then comes from the
+ * path, so that re-entry and this process's own holds are still decided first, and the
+ * attempt reports the error if it comes to one (as it would have without this open).
  */
 function openFor(options: ResolvedOptions): NativeHandle | null {
   if (options.signal?.aborted) return null;
   const opened = binding.open(options.lockPath, options.fileMode, true);
-  if (typeof opened === 'number') throw lockFailure(opened, 'open', options.lockPath);
-  return opened;
+  return typeof opened === 'number' ? null : opened;
 }
 
 function keyOf(opened: NativeHandle | null, options: ResolvedOptions): string {
-  return opened === null ? options.lockPath : lockKeyOf(opened, options.lockPath);
+  if (opened !== null) return lockKeyOf(opened, options.lockPath);
+  if (options.signal?.aborted) return options.lockPath;
+  return existingLockKey(options.lockPath) ?? options.lockPath;
 }
 
 export type { HeldLockInfo };
@@ -57,8 +59,9 @@ export type { HeldLockInfo };
 export function acquire(target: string, options?: AcquireOptions): Promise<SessionLock> {
   try {
     const resolved = resolveOptions(target, options);
+    const site = captureCallSite(acquire);
     const opened = openFor(resolved);
-    return acquireLock(fileBackend, keyOf(opened, resolved), resolved, captureCallSite(acquire), opened);
+    return acquireLock(fileBackend, keyOf(opened, resolved), resolved, site, opened);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -71,8 +74,9 @@ export function acquire(target: string, options?: AcquireOptions): Promise<Sessi
  */
 export function tryAcquireSync(target: string, options?: AcquireOptions): SessionLock | null {
   const resolved = resolveOptions(target, options);
+  const site = captureCallSite(tryAcquireSync);
   const opened = openFor(resolved);
-  return tryLockSync(fileBackend, keyOf(opened, resolved), resolved, captureCallSite(tryAcquireSync), opened);
+  return tryLockSync(fileBackend, keyOf(opened, resolved), resolved, site, opened);
 }
 
 /** Promise form of tryAcquireSync(): one attempt, never waits. */
@@ -96,9 +100,10 @@ export async function withLock<T>(
 ): Promise<T> {
   if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
   const resolved = resolveOptions(target, options);
+  const site = captureCallSite(withLock);
   const opened = openFor(resolved);
   const key = keyOf(opened, resolved);
-  return runLocked(key, acquireLock(fileBackend, key, resolved, captureCallSite(withLock), opened), fn);
+  return runLocked(key, acquireLock(fileBackend, key, resolved, site, opened), fn);
 }
 
 /** The locks this process holds now, with where each was acquired. */

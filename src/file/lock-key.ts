@@ -1,3 +1,4 @@
+import { registry } from '../core/registry';
 import { binding, type NativeHandle } from './binding';
 
 /**
@@ -12,8 +13,13 @@ export function lockKeyOf(handle: NativeHandle, lockPath: string): string {
   return typeof key === 'string' && key !== '' ? key : lockPath;
 }
 
-/** The registry key of an existing lock file, without opening it for locking (null when there is none). */
+/**
+ * The key this process's registry would know an existing lock file by, without opening it
+ * for locking: null when there is no such file, or when the registry is empty (nothing
+ * could match, and `session-flock status` then needs no addon at all).
+ */
 export function existingLockKey(lockPath: string): string | null {
+  if (registry.entries.size === 0) return null;
   const key = binding.pathKey(lockPath);
   if (typeof key === 'string') return key === '' ? lockPath : key;
   const name = binding.errorName(key);
