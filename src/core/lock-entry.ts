@@ -158,7 +158,6 @@ export class LockEntry<H = unknown> {
     this.pump();
   }
 
-
   /** Grants what can be granted, in FIFO order, and starts the backend wait for the head. */
   pump(): void {
     const { backend } = this;

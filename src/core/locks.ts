@@ -33,20 +33,15 @@ function reenter<H>(entry: LockEntry<H>, key: string, options: ResolvedLockOptio
 }
 
 /**
- * The entry of `key`, for a request that comes with `opened` (see acquireLock). Another
- * copy of this package in the process shares the registry and drives its entries through
- * its own addon, so only an entry of this very backend may use a handle this backend
- * opened: for any other, the handle is closed here and the entry's own backend opens one.
+ * `opened` (see acquireLock) if `entry` may use it, else null. Another copy of this package
+ * in the process shares the registry and drives its entries through its own addon, so only
+ * an entry of this very backend may use a handle this backend opened: for any other, the
+ * handle is closed here and the entry's own backend opens one.
  */
-function entryFor<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, opened: H | null): LockEntry<H> {
-  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
-  if (opened !== null && entry.backend !== backend) backend.releaseHandle(entry, opened);
-  return entry;
-}
-
-/** The handle a request came with, if it can go into `entry` (see entryFor). */
-function usable<H>(backend: LockBackend<H>, entry: LockEntry<H>, opened: H | null): H | null {
-  return entry.backend === backend ? opened : null;
+function handleFor<H>(backend: LockBackend<H>, entry: LockEntry<H>, opened: H | null): H | null {
+  if (opened === null || entry.backend === backend) return opened;
+  backend.releaseHandle(entry, opened);
+  return null;
 }
 
 /** Closes a handle the request did not use, and forgets the entry if only this request made it. */
@@ -85,8 +80,8 @@ export function tryLock<H>(backend: LockBackend<H>, key: string, options: Resolv
 
 /** tryAcquireSync(), for a backend with trySync; `opened` as for acquireLock(). */
 export function tryLockSync<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, opened: H | null = null): SessionLock | null {
-  const entry = entryFor(backend, key, options, opened);
-  opened = usable(backend, entry, opened);
+  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
+  opened = handleFor(backend, entry, opened);
   let reentered: SessionLock | null;
   try {
     if (options.signal?.aborted) throw abortedAlready(options);
@@ -114,8 +109,8 @@ function timedOutNow<H>(entry: LockEntry<H>, options: ResolvedLockOptions): Prom
 }
 
 function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, tryOnly: boolean, opened: H | null): Promise<SessionLock | null> {
-  const entry = entryFor(backend, key, options, opened);
-  opened = usable(backend, entry, opened);
+  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
+  opened = handleFor(backend, entry, opened);
   let reentered: SessionLock | null;
   try {
     reentered = reenter(entry, key, options);

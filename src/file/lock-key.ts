@@ -3,7 +3,7 @@ import { binding, type NativeHandle } from './binding';
 
 /**
  * The registry key of the lock file open as `handle`: the identity of the file itself
- * ("dev:ino" on POSIX, volume and file id on Windows; open never follows a symlink), so
+ * ("dev:ino", as Node's lstat gives them on every platform; open never follows a symlink), so
  * every path that names one lock file (a symlinked folder, `..`, a hard link) is one lock
  * in this process. Read from the descriptor the acquire goes on to lock, so it costs no
  * system call of its own. Falls back to the path on a filesystem without identities.
