@@ -1,8 +1,9 @@
-/* Node-API glue over flock.h: handle objects, waits on addon-owned threads,
+/* Node-API glue over flock.h: handle ids, waits on addon-owned threads,
  * and the env cleanup hook that closes a worker's descriptors. Argument
  * validation and error objects live in TypeScript; this file only asserts. */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,7 @@
  *
  * While an env is being torn down (a worker terminated in the middle of an
  * addon call, or between two), every call that may run JavaScript or touch
- * objects (napi_wrap, napi_unwrap, napi_type_tag_object,
- * napi_check_object_type_tag, napi_create_function, napi_set_named_property,
+ * objects (napi_create_function, napi_set_named_property,
  * napi_call_function, napi_create_threadsafe_function, ...) fails as a matter
  * of course with napi_pending_exception or napi_cannot_run_js. So a failure
  * returns to JavaScript: NAPI_TRY undoes what the function had done so far
@@ -22,7 +22,8 @@
  * naming the call.
  *
  * Only the calls in NAPI_BUG abort: napi_get_cb_info, napi_get_undefined,
- * napi_create_int32, napi_create_double and napi_unref_threadsafe_function.
+ * napi_create_int32, napi_create_double, napi_create_string_latin1 and
+ * napi_unref_threadsafe_function.
  * They never run JavaScript and only check that their arguments are not
  * NULL, so a failure of one of them can only be a bug in this file. */
 #define NAPI_BUG(call)                                                     \
@@ -61,9 +62,28 @@ static napi_value failed_call(napi_env env, napi_status status, const char *call
 
 typedef struct handle handle_t;
 
+/* A handle reaches JavaScript as a number, not an object: an object with a
+ * finalizer costs an allocation, a weak reference and a finalizer run per lock,
+ * more than the system calls of an uncontended acquire. The number names a slot
+ * of its env's table and the generation of the slot's occupant, so an id that
+ * was closed never reaches the handle that took its slot later; JavaScript
+ * closes every handle it opens (a leaked SessionLock is released by its
+ * FinalizationRegistry), and the env's cleanup hook closes what is left. */
+#define SLOT_BITS 22 /* over a million descriptors per env; ids stay below 2^53 */
+#define SLOT_LIMIT ((uint32_t)1 << SLOT_BITS)
+#define NO_SLOT UINT32_MAX
+
+typedef struct {
+  handle_t *h;          /* NULL when free */
+  uint32_t generation;  /* of the current or next occupant; never 0 */
+  uint32_t next_free;
+} slot_t;
+
 /* Per env (main thread or worker): the handles it opened, for the cleanup hook. */
 typedef struct {
-  handle_t *open_handles;
+  slot_t *slots;
+  uint32_t capacity;
+  uint32_t free_head;
   int waits_in_flight;
 } instance_t;
 
@@ -77,12 +97,10 @@ typedef struct {
 struct handle {
   sf_mutex_t *mu;         /* guards everything below against the wait thread */
   sf_file_t *file;        /* NULL once closed */
-  int refs;               /* the JS object, plus one per wait not yet finished */
+  int refs;               /* its slot until close(), plus one per wait not yet finished */
   int waiting;            /* a wait thread owns `file` (in or about to be in sf_wait_lock()) */
   int cancelled;          /* give up the current wait; a late grant is unlocked at once */
   int close_when_done;    /* close() came during a wait: the wait thread closes */
-  instance_t *inst;       /* NULL once the env is gone or the handle left its list */
-  handle_t *prev, *next;
 };
 
 /* One wait: shared by its thread and its threadsafe function's finalizer. */
@@ -95,8 +113,6 @@ typedef struct {
   char *path;    /* for the identity check right after the grant */
 } wait_t;
 
-static const napi_type_tag handle_tag = {0x5e5510f10c4b1e55ULL, 0x6f7c2d1a93b84e27ULL};
-
 /* Called with h->mu held; returns whether the caller must free h. */
 static int handle_unref_locked(handle_t *h) {
   return --h->refs == 0;
@@ -107,13 +123,48 @@ static void handle_free(handle_t *h) {
   free(h);
 }
 
-static void list_remove(handle_t *h) {
-  if (h->inst == NULL) return;
-  if (h->prev != NULL) h->prev->next = h->next;
-  else h->inst->open_handles = h->next;
-  if (h->next != NULL) h->next->prev = h->prev;
-  h->prev = h->next = NULL;
-  h->inst = NULL;
+/* A slot for `h`, or NO_SLOT when out of memory or slots. */
+static uint32_t slot_take(instance_t *inst, handle_t *h) {
+  if (inst->free_head == NO_SLOT) {
+    uint32_t capacity = inst->capacity == 0 ? 16 : inst->capacity * 2;
+    if (capacity > SLOT_LIMIT) return NO_SLOT;
+    slot_t *slots = realloc(inst->slots, capacity * sizeof *slots);
+    if (slots == NULL) return NO_SLOT;
+    for (uint32_t i = inst->capacity; i < capacity; i++) {
+      slots[i].h = NULL;
+      slots[i].generation = 1;
+      slots[i].next_free = i + 1 < capacity ? i + 1 : NO_SLOT;
+    }
+    inst->slots = slots;
+    inst->free_head = inst->capacity;
+    inst->capacity = capacity;
+  }
+  uint32_t slot = inst->free_head;
+  inst->free_head = inst->slots[slot].next_free;
+  inst->slots[slot].h = h;
+  return slot;
+}
+
+static void slot_free(instance_t *inst, uint32_t slot) {
+  slot_t *s = &inst->slots[slot];
+  s->h = NULL;
+  s->generation = s->generation == (UINT32_MAX >> 1) ? 1 : s->generation + 1;
+  s->next_free = inst->free_head;
+  inst->free_head = slot;
+}
+
+static double id_of(instance_t *inst, uint32_t slot) {
+  return (double)inst->slots[slot].generation * SLOT_LIMIT + slot;
+}
+
+/* The slot an id names while its handle is open, else NO_SLOT (closed, or never one). */
+static uint32_t slot_of(instance_t *inst, double id) {
+  if (!(id >= 1 && id < 9007199254740992.0)) return NO_SLOT;
+  uint64_t n = (uint64_t)id;
+  uint32_t slot = (uint32_t)(n & (SLOT_LIMIT - 1));
+  uint64_t generation = n >> SLOT_BITS;
+  if ((double)n != id || slot >= inst->capacity || inst->slots[slot].h == NULL) return NO_SLOT;
+  return inst->slots[slot].generation == generation ? slot : NO_SLOT;
 }
 
 /* Closes now, or hands the close to the running wait thread: the descriptor
@@ -131,27 +182,25 @@ static int handle_close_locked(handle_t *h) {
   return r;
 }
 
-static void handle_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  handle_t *h = data;
-  list_remove(h);
+/* Closes the handle in `slot` and frees the slot; the handle itself lives on
+ * while a wait still references it. */
+static int handle_close_slot(instance_t *inst, uint32_t slot) {
+  handle_t *h = inst->slots[slot].h;
+  slot_free(inst, slot);
   sf_mutex_lock(h->mu);
-  handle_close_locked(h);
+  int r = handle_close_locked(h);
   int last = handle_unref_locked(h);
   sf_mutex_unlock(h->mu);
   if (last) handle_free(h);
+  return r;
 }
 
 static void env_cleanup(void *arg) {
   instance_t *inst = arg;
-  while (inst->open_handles != NULL) {
-    handle_t *h = inst->open_handles;
-    list_remove(h);
-    sf_mutex_lock(h->mu);
-    handle_close_locked(h);
-    sf_mutex_unlock(h->mu);
+  for (uint32_t slot = 0; slot < inst->capacity; slot++) {
+    if (inst->slots[slot].h != NULL) handle_close_slot(inst, slot);
   }
+  free(inst->slots);
   free(inst);
 }
 
@@ -190,7 +239,7 @@ static char *get_utf8(napi_env env, napi_value value) {
   return s;
 }
 
-/* open(path: string, mode: number, create: boolean): Handle | number */
+/* open(path: string, mode: number, create: boolean): handle id (>= 1) | negative code */
 static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   instance_t *inst;
@@ -217,38 +266,35 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   h->mu = mu;
   h->file = file;
   h->refs = 1;
-  h->inst = inst;
-  h->next = inst->open_handles;
-  if (h->next != NULL) h->next->prev = h;
-  inst->open_handles = h;
-
-  /* Until napi_wrap succeeds the object does not own h: undo by hand. */
-  napi_value obj;
-#define UNDO_OPEN (list_remove(h), sf_close(h->file), handle_free(h))
-  NAPI_TRY(napi_create_object(env, &obj), UNDO_OPEN);
-  NAPI_TRY(napi_type_tag_object(env, obj, &handle_tag), UNDO_OPEN);
-  NAPI_TRY(napi_wrap(env, obj, h, handle_finalize, NULL, NULL), UNDO_OPEN);
-#undef UNDO_OPEN
-  return obj;
+  uint32_t slot = slot_take(inst, h);
+  if (slot == NO_SLOT) {
+    sf_close(file);
+    handle_free(h);
+    return make_int(env, SF_NO_MEMORY);
+  }
+  napi_value id;
+  NAPI_BUG(napi_create_double(env, id_of(inst, slot), &id));
+  return id;
 }
 
-/* handle_t *h from argv[index]: a tagged object this file wrapped. */
-#define HANDLE_ARG(index)                                                        \
-  handle_t *h = NULL;                                                            \
+/* `slot` and `h` from the id in argv[index] (needs `inst`). A closed id returns
+ * `if_closed` at once: what the call gives on a closed handle. */
+#define HANDLE_ARG(index, if_closed)                                             \
+  uint32_t slot = NO_SLOT;                                                       \
   do {                                                                           \
-    bool tagged_ = false;                                                        \
-    void *data_ = NULL;                                                          \
-    NAPI_TRY(napi_check_object_type_tag(env, argv[index], &handle_tag, &tagged_), (void)0); \
-    ASSERT(tagged_);                                                             \
-    NAPI_TRY(napi_unwrap(env, argv[index], &data_), (void)0);                    \
-    h = data_;                                                                   \
-  } while (0)
+    double id_ = 0;                                                              \
+    ASSERT(napi_get_value_double(env, argv[index], &id_) == napi_ok);            \
+    slot = slot_of(inst, id_);                                                   \
+    if (slot == NO_SLOT) return make_int(env, (if_closed));                      \
+  } while (0);                                                                   \
+  handle_t *h = inst->slots[slot].h
 
 /* tryLock(h, shared: boolean): 0 | WOULD_BLOCK | negative code */
 static napi_value js_try_lock(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  ASSERT(get_args(env, info, 2, argv, NULL) == 2);
-  HANDLE_ARG(0);
+  instance_t *inst;
+  ASSERT(get_args(env, info, 2, argv, &inst) == 2);
+  HANDLE_ARG(0, SF_CANCELLED);
   bool shared = false;
   ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
   sf_mutex_lock(h->mu);
@@ -342,7 +388,7 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   instance_t *inst;
   ASSERT(get_args(env, info, 4, argv, &inst) == 4);
-  HANDLE_ARG(0);
+  HANDLE_ARG(0, SF_CANCELLED);
   bool shared = false;
   ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
 
@@ -395,8 +441,9 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
 /* unlock(h): 0 | negative code */
 static napi_value js_unlock(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
-  HANDLE_ARG(0);
+  instance_t *inst;
+  ASSERT(get_args(env, info, 1, argv, &inst) == 1);
+  HANDLE_ARG(0, 0);
   sf_mutex_lock(h->mu);
   int r;
   sf_file_t *file = file_if_idle(h, &r);
@@ -405,23 +452,23 @@ static napi_value js_unlock(napi_env env, napi_callback_info info) {
   return make_int(env, r);
 }
 
-/* close(h): 0 | negative code; idempotent; deferred while a wait runs. */
+/* close(h): 0 | negative code; idempotent; deferred while a wait runs. The id is
+ * dead from here, whatever a wait still does with the descriptor. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
-  HANDLE_ARG(0);
-  list_remove(h);
-  sf_mutex_lock(h->mu);
-  int r = handle_close_locked(h);
-  sf_mutex_unlock(h->mu);
-  return make_int(env, r);
+  instance_t *inst;
+  ASSERT(get_args(env, info, 1, argv, &inst) == 1);
+  HANDLE_ARG(0, 0);
+  (void)h;
+  return make_int(env, handle_close_slot(inst, slot));
 }
 
 /* sameFile(h, path): 0 | REPLACED | negative code */
 static napi_value js_same_file(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  ASSERT(get_args(env, info, 2, argv, NULL) == 2);
-  HANDLE_ARG(0);
+  instance_t *inst;
+  ASSERT(get_args(env, info, 2, argv, &inst) == 2);
+  HANDLE_ARG(0, SF_CANCELLED);
   char *path = get_utf8(env, argv[1]);
   if (path == NULL) return make_int(env, SF_NO_MEMORY);
   sf_mutex_lock(h->mu);
@@ -443,8 +490,9 @@ static napi_value key_or_code(napi_env env, int r, const char *key) {
 /* fileKey(h): identity text ("" when the filesystem has none) | negative code */
 static napi_value js_file_key(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  ASSERT(get_args(env, info, 1, argv, NULL) == 1);
-  HANDLE_ARG(0);
+  instance_t *inst;
+  ASSERT(get_args(env, info, 1, argv, &inst) == 1);
+  HANDLE_ARG(0, SF_CANCELLED);
   char key[SF_KEY_MAX];
   sf_mutex_lock(h->mu);
   int r;
@@ -469,8 +517,9 @@ static napi_value js_path_key(napi_env env, napi_callback_info info) {
 /* setInheritable(h, inheritable: boolean): native descriptor number | negative code */
 static napi_value js_set_inheritable(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  ASSERT(get_args(env, info, 2, argv, NULL) == 2);
-  HANDLE_ARG(0);
+  instance_t *inst;
+  ASSERT(get_args(env, info, 2, argv, &inst) == 2);
+  HANDLE_ARG(0, SF_CANCELLED);
   bool inheritable = false;
   ASSERT(napi_get_value_bool(env, argv[1], &inheritable) == napi_ok);
   sf_mutex_lock(h->mu);
@@ -524,6 +573,7 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_throw_error(env, "ENOMEM", "session-flock: out of memory");
     return NULL;
   }
+  inst->free_head = NO_SLOT;
   NAPI_TRY(napi_add_env_cleanup_hook(env, env_cleanup, inst), free(inst));
   /* From here the cleanup hook frees inst, whatever fails below. */
 
@@ -558,7 +608,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"CANCELLED", SF_CANCELLED},
       {"NOT_REGULAR", SF_NOT_REGULAR},
       /* Bumped whenever the functions above change shape; src/file/binding.ts refuses another. */
-      {"INTERFACE_VERSION", 3},
+      {"INTERFACE_VERSION", 4},
   };
   for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
     NAPI_TRY(napi_set_named_property(env, exports, constants[i].name, make_int(env, constants[i].value)), (void)0);

@@ -1,9 +1,12 @@
+import { setImmediate } from 'node:timers';
 import { channels } from './observe';
 import { formatCallSite, type Hold } from './hold';
 
 interface Ticket {
   readonly hold: Hold;
   released: boolean;
+  /** Registered with `leaks` (most locks are released before they would be). */
+  watched: boolean;
 }
 
 function onLeak(ticket: Ticket): void {
@@ -22,6 +25,42 @@ function onLeak(ticket: Ticket): void {
 }
 
 const leaks = new FinalizationRegistry<Ticket>(onLeak);
+
+/**
+ * Locks not yet registered with `leaks`. Registering (and unregistering at release)
+ * costs more than the rest of an uncontended acquire, and a lock released before the
+ * next turn of the event loop cannot have leaked: the ones still held then are
+ * registered. Until then this list keeps them alive, so a leak is reported one turn
+ * later, never missed. A run of acquires that never yields registers in batches.
+ */
+let unwatched: SessionLock[] = [];
+let watchScheduled = false;
+const WATCH_BATCH = 64;
+
+function watchSoon(lock: SessionLock): void {
+  unwatched.push(lock);
+  if (unwatched.length >= WATCH_BATCH) watchUnreleased();
+  else if (!watchScheduled) {
+    watchScheduled = true;
+    setImmediate(watchOnNextTurn).unref();
+  }
+}
+
+function watchOnNextTurn(): void {
+  watchScheduled = false;
+  watchUnreleased();
+}
+
+function watchUnreleased(): void {
+  const locks = unwatched;
+  unwatched = [];
+  for (const lock of locks) {
+    const ticket = ticketOf(lock);
+    if (ticket.released || ticket.hold.released || ticket.watched) continue;
+    ticket.watched = true;
+    leaks.register(lock, ticket, ticket);
+  }
+}
 
 let ticketOf: (lock: SessionLock) => Ticket;
 
@@ -50,12 +89,12 @@ export class SessionLock {
    * handoff path does it once the acquirer has resumed).
    */
   constructor(hold: Hold, watch = true) {
-    this.#ticket = { hold, released: false };
+    this.#ticket = { hold, released: false, watched: false };
     this.target = hold.entry.target;
     this.lockPath = hold.entry.lockPath;
     this.shared = hold.shared;
     this.acquiredAt = hold.acquiredAt;
-    if (watch) leaks.register(this, this.#ticket, this.#ticket);
+    if (watch) watchSoon(this);
   }
 
   /** True until this lock is released (by release(), releaseAll() or its last re-entrant view). */
@@ -73,7 +112,7 @@ export class SessionLock {
     try {
       ticket.hold.unref();
     } finally {
-      leaks.unregister(ticket);
+      if (ticket.watched) leaks.unregister(ticket);
     }
   }
 
@@ -98,8 +137,7 @@ export class SessionLock {
 
 /** @internal Starts the leak watch of a lock made with `watch` false (unless already released). */
 export function watchForLeak(lock: SessionLock): void {
-  const ticket = ticketOf(lock);
-  if (!ticket.released) leaks.register(lock, ticket, ticket);
+  if (!ticketOf(lock).released) watchSoon(lock);
 }
 
 /** @internal */

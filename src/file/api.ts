@@ -11,7 +11,7 @@ import {
 } from '../core/locks';
 import { holdOf, type SessionLock } from '../core/session-lock';
 import { fileBackend, inheritableDescriptor } from './backend';
-import { binding, type NativeHandle } from './binding';
+import { binding, isHandle, type NativeHandle } from './binding';
 import { existingLockKey, lockKeyOf } from './lock-key';
 import { type AcquireOptions, type ResolvedOptions, resolveOptions } from './options';
 
@@ -25,7 +25,7 @@ import { type AcquireOptions, type ResolvedOptions, resolveOptions } from './opt
 function openFor(options: ResolvedOptions): NativeHandle | null {
   if (options.signal?.aborted) return null;
   const opened = binding.open(options.lockPath, options.fileMode, true);
-  return typeof opened === 'number' ? null : opened;
+  return isHandle(opened) ? opened : null;
 }
 
 function keyOf(opened: NativeHandle | null, options: ResolvedOptions): string {

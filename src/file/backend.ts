@@ -5,7 +5,7 @@ import type { LockEntry, Waiter } from '../core/lock-entry';
 import { debug } from '../core/observe';
 import { pidAlive } from '../core/process-alive';
 import { SessionLock } from '../core/session-lock';
-import { binding, type NativeHandle } from './binding';
+import { binding, isHandle, type NativeHandle } from './binding';
 import { lockFailure } from './failure';
 import { kernelHolders } from './inspect';
 import type { ResolvedOptions } from './options';
@@ -28,7 +28,7 @@ function trySync(_entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>):
   for (let reopens = 0; ; reopens++) {
     if (waiter.handle === null) {
       const opened = binding.open(lockPath, options.fileMode, true);
-      if (typeof opened === 'number') throw lockFailure(opened, 'open', lockPath);
+      if (!isHandle(opened)) throw lockFailure(opened, 'open', lockPath);
       waiter.handle = opened;
     }
     const code = binding.tryLock(waiter.handle, options.shared);

@@ -1,9 +1,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** An open lock-file descriptor owned by the addon; closed by its finalizer if dropped. */
-export interface NativeHandle {
-  readonly __nativeHandle: unique symbol;
+/**
+ * An open lock-file descriptor of the addon, named by a number (≥ 1) that no later
+ * handle reuses. Nothing closes it but close() (or the end of the thread that opened
+ * it), so every path that opens one closes it or hands it on.
+ */
+export type NativeHandle = number & { readonly __nativeHandle: unique symbol };
+
+/** Whether open() returned a handle rather than a negative code. */
+export function isHandle(opened: number): opened is NativeHandle {
+  return opened > 0;
 }
 
 /**
@@ -11,7 +18,7 @@ export interface NativeHandle {
  * a negative code rather than throwing; the public layer turns codes into errors.
  */
 export interface RawBinding {
-  open(path: string, mode: number, create: boolean): NativeHandle | number;
+  open(path: string, mode: number, create: boolean): number;
   tryLock(handle: NativeHandle, shared: boolean): number;
   /**
    * Starts a blocking wait on an addon thread. `done` receives 0 (granted, and `path`
@@ -20,7 +27,7 @@ export interface RawBinding {
    */
   waitLock(handle: NativeHandle, shared: boolean, path: string, done: (code: number) => void): number;
   unlock(handle: NativeHandle): number;
-  /** Idempotent. While a wait runs, the close (and the release of a late grant) is left to its thread. */
+  /** Idempotent. While a wait runs, the close (and the release of a late grant) is left to its thread. Calls with a closed handle return CANCELLED (unlock and close: 0). */
   close(handle: NativeHandle): number;
   sameFile(handle: NativeHandle, path: string): number;
   /** The identity of the open file as text (the same for every path to it); "" when the filesystem gives none. */
@@ -40,7 +47,7 @@ export interface RawBinding {
 }
 
 /** The shape of the addon this TypeScript was written against (native/binding.c). */
-const INTERFACE_VERSION = 3;
+const INTERFACE_VERSION = 4;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 

@@ -16,7 +16,7 @@ import { tempRecordsIn, tempRecordsNote } from './record-temps';
 import { registry } from '../core/registry';
 import { networkFilesystem } from './filesystem';
 import { existingLockKey } from './lock-key';
-import { binding } from './binding';
+import { binding, isHandle } from './binding';
 import { pidAlive } from '../core/process-alive';
 import { hostName } from '../core/host';
 
@@ -134,7 +134,7 @@ function ownHold(lockPath: string): { acquiredAt: number; owner: string | null; 
 /** A non-blocking probe: shared try-lock, then (only if that succeeded) exclusive; released at once. Never creates the file. */
 function probe(lockPath: string): { state: 'free' | 'held' | 'unknown'; mode: LockMode | null; note?: string } {
   const handle = binding.open(lockPath, 0o600, false);
-  if (typeof handle === 'number') {
+  if (!isHandle(handle)) {
     const name = binding.errorName(handle) ?? String(handle);
     if (name === 'ENOENT') return { state: 'unknown', mode: null, note: 'the lock file vanished while it was inspected' };
     return { state: 'unknown', mode: null, note: `could not open the lock file to probe it (${name})` };
