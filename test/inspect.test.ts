@@ -458,6 +458,33 @@ describe('observability, as docs/readme/diagnostics.md documents it', () => {
     }
   });
 
+  it('a hold released the moment its acquirer resumes still publishes acquire before release', async () => {
+    // The acquire event waits until the acquirer has resumed (off the handoff's critical
+    // path); a release that comes first publishes it then, so the order always holds.
+    const target = path.join(tempDir(), 'order.jsonl');
+    const events: string[] = [];
+    const names = ['acquire', 'release'];
+    const subscribers = names.map((name) => {
+      const fn = (message: unknown): void => {
+        if ((message as { target: string }).target === target) events.push(`${name}:${(message as { owner: string }).owner}`);
+      };
+      diagnostics.subscribe(`session-flock:${name}`, fn);
+      return () => diagnostics.unsubscribe(`session-flock:${name}`, fn);
+    });
+    try {
+      const first = await acquire(target, { owner: 'first', record: false });
+      const pending = acquire(target, { owner: 'second', record: false, maxHoldMs: 1 });
+      // Registered before the grant, so it runs before anything the grant deferred.
+      const releasedAtResume = pending.then((lock) => lock.releaseSync());
+      first.releaseSync();
+      await releasedAtResume;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(events).toEqual(['acquire:first', 'release:first', 'acquire:second', 'release:second']);
+    } finally {
+      for (const unsubscribe of subscribers) unsubscribe();
+    }
+  });
+
   it('publishes leak and warns when a held SessionLock is garbage-collected', () => {
     const target = path.join(tempDir(), 'leak.jsonl');
     const script = `

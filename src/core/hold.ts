@@ -48,6 +48,10 @@ export class Hold<H = unknown> {
   private lost: Error | null = null;
   private controller: AbortController | null = null;
   private longHoldTimer: NodeJS.Timeout | undefined;
+  /** How long the acquire waited, for the acquire event. */
+  private readonly waitedMs: number;
+  /** The acquire event is out (and the long-hold watch started, unless released by then). */
+  private announced = false;
 
   constructor(
     readonly entry: LockEntry<H>,
@@ -59,15 +63,27 @@ export class Hold<H = unknown> {
     /** The backend's data for this grant: the file backend's record nonce once written, a PostgreSQL fencing token. */
     public data: unknown = undefined,
   ) {
-    // One clock read: on an event loop that just woke from a handoff, even that is not free.
+    // Only what the acquirer may look at once it resumes. On an event loop that just woke
+    // from a handoff every step touches cold memory, so the rest waits for announce().
     this.acquiredAt = Date.now();
-    const waitedMs = waitingSince === null ? 0 : this.acquiredAt - waitingSince;
+    this.waitedMs = waitingSince === null ? 0 : this.acquiredAt - waitingSince;
     entry.holds.add(this);
-    if (options.maxHoldMs !== Infinity) this.watchLongHold(options.maxHoldMs);
+  }
+
+  /**
+   * The acquire event, the debug line and the long-hold watch: once, when the acquirer
+   * has resumed (granted()), or at the release if that comes first, so that the acquire
+   * event always precedes the release event.
+   */
+  private announce(): void {
+    if (this.announced) return;
+    this.announced = true;
+    const { entry, options } = this;
+    if (!this.released && options.maxHoldMs !== Infinity) this.watchLongHold(options.maxHoldMs);
     if (channels.acquire.hasSubscribers) {
-      channels.acquire.publish({ target: entry.target, lockPath: entry.lockPath, mode: this.mode, owner: options.owner, waitedMs });
+      channels.acquire.publish({ target: entry.target, lockPath: entry.lockPath, mode: this.mode, owner: options.owner, waitedMs: this.waitedMs });
     }
-    if (debug.enabled) debug('acquired %s (%s) after %dms', entry.lockPath, this.mode, waitedMs);
+    if (debug.enabled) debug('acquired %s (%s) after %dms', entry.lockPath, this.mode, this.waitedMs);
   }
 
   get shared(): boolean {
@@ -91,8 +107,9 @@ export class Hold<H = unknown> {
     return this.controller.signal;
   }
 
-  /** The backend's diagnostics once the acquirer has resumed (skipped if released by then). */
+  /** Once the acquirer has resumed: announce(), then the backend's diagnostics (skipped if released by then). */
   granted(): void {
+    this.announce();
     if (!this.released) this.entry.backend.granted(this);
   }
 
@@ -119,6 +136,7 @@ export class Hold<H = unknown> {
   release(): boolean {
     if (this.released) return false;
     this.released = true;
+    this.announce();
     clearTimeout(this.longHoldTimer);
     const { entry } = this;
     const pending = entry.backend.release(this);
