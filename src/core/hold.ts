@@ -39,7 +39,8 @@ export function formatCallSite(site: CallSite): string {
  * the lock lost.
  */
 export class Hold<H = unknown> {
-  readonly acquiredAt: number;
+  /** Epoch ms of the grant (set by begin()). */
+  acquiredAt = 0;
   /** Live SessionLock views (re-entrancy count). */
   views = 1;
   released = false;
@@ -49,25 +50,36 @@ export class Hold<H = unknown> {
   private controller: AbortController | null = null;
   private longHoldTimer: NodeJS.Timeout | undefined;
   /** How long the acquire waited, for the acquire event. */
-  private readonly waitedMs: number;
+  private waitedMs = 0;
   /** The acquire event is out (and the long-hold watch started, unless released by then). */
   private announced = false;
 
+  /** The backend's data for this grant: the file backend's record once written, a PostgreSQL fencing token. */
+  data: unknown = undefined;
+
+  /**
+   * A hold that is not live until begin(): a waiter's is made when its backend wait starts,
+   * so that the grant, on an event loop that just woke up, only stamps and registers it.
+   */
   constructor(
     readonly entry: LockEntry<H>,
     readonly handle: H,
     readonly options: ResolvedLockOptions,
     readonly site: CallSite,
-    /** Epoch ms the acquire started waiting (its wait time is published), or null for one that never waited. */
-    waitingSince: number | null,
-    /** The backend's data for this grant: the file backend's record nonce once written, a PostgreSQL fencing token. */
-    public data: unknown = undefined,
-  ) {
-    // Only what the acquirer may look at once it resumes. On an event loop that just woke
-    // from a handoff every step touches cold memory, so the rest waits for announce().
+  ) {}
+
+  /**
+   * Makes the hold live at its grant: only what the acquirer may look at once it resumes.
+   * Every step on a just-woken event loop touches cold memory, so the rest waits for
+   * announce(). `waitingSince`: epoch ms the acquire started waiting, or null for one
+   * that never waited.
+   */
+  begin(waitingSince: number | null, data?: unknown): this {
     this.acquiredAt = Date.now();
     this.waitedMs = waitingSince === null ? 0 : this.acquiredAt - waitingSince;
-    entry.holds.add(this);
+    if (data !== undefined) this.data = data;
+    this.entry.holds.add(this);
+    return this;
   }
 
   /**

@@ -5,6 +5,7 @@ import { type CallSite, Hold } from './hold';
 import { channels, debug } from './observe';
 import type { ResolvedLockOptions } from './options';
 import { registry } from './registry';
+import { type SessionLock, stampGranted, watchForLeak } from './session-lock';
 
 function ignore(): void {}
 
@@ -16,13 +17,16 @@ export class Waiter<H = unknown> {
   /** One attempt only (tryAcquire on a backend without trySync): BUSY resolves null instead of failing. */
   tryOnly = false;
   readonly enqueuedAt = Date.now();
+  /** While a backend wait runs for this waiter: the hold and lock its grant will hand over (see prepare()). */
+  preparedHold: Hold<H> | null = null;
+  preparedLock: SessionLock | null = null;
   private cleanups: (() => void)[] = [];
 
   constructor(
     readonly options: ResolvedLockOptions,
     readonly site: CallSite,
-    /** Resolves the acquire (null: a tryOnly attempt found it held); may return work to run once the acquirer has resumed. */
-    private readonly onGrant: (hold: Hold<H> | null) => (() => void) | void,
+    /** Resolves the acquire (null: a tryOnly attempt found it held). */
+    private readonly onGrant: (lock: SessionLock | null) => void,
     private readonly onFail: (error: Error) => void,
   ) {}
 
@@ -30,19 +34,18 @@ export class Waiter<H = unknown> {
     this.cleanups.push(cleanup);
   }
 
-  grant(hold: Hold<H>): void {
+  /** Hands `lock`, a view of the live `hold`, to the acquirer. */
+  grant(hold: Hold<H>, lock: SessionLock): void {
     this.settled = true;
-    const later = this.onGrant(hold);
-    // The backend's diagnostics (the holder record), the leak watch and clearing the
-    // timeout (and abort listener) wait until the acquirer has resumed: on an event loop
-    // that just woke up they cost more than the rest of the handoff. A hold released
-    // before then writes no record.
-    const cleanups = this.cleanups;
-    this.cleanups = [];
+    this.onGrant(lock);
+    // The backend's diagnostics (the holder record), the acquire event, the leak watch and
+    // clearing the timeout (and abort listener) wait until the acquirer has resumed: on an
+    // event loop that just woke up they cost more than the rest of the handoff. A hold
+    // released before then writes no record.
     deferMicrotask(() => {
       hold.granted();
-      later?.();
-      for (const cleanup of cleanups) cleanup();
+      watchForLeak(lock);
+      this.settle();
     });
   }
 
@@ -134,7 +137,7 @@ export class LockEntry<H = unknown> {
     probe.handle = opened;
     try {
       if ((backend.trySync as NonNullable<typeof backend.trySync>)(this, probe)) {
-        hold = new Hold(this, this.takeHandle(probe), options, site, null);
+        hold = new Hold(this, this.takeHandle(probe), options, site).begin(null);
         hold.granted();
       }
     } finally {
@@ -177,7 +180,8 @@ export class LockEntry<H = unknown> {
         }
         if (granted) {
           this.remove(head);
-          head.grant(new Hold(this, this.takeHandle(head), head.options, head.site, head.enqueuedAt));
+          const hold = new Hold(this, this.takeHandle(head), head.options, head.site).begin(head.enqueuedAt);
+          head.grant(hold, new backend.lockClass(hold, false));
           continue;
         }
       }
@@ -210,6 +214,7 @@ export class LockEntry<H = unknown> {
       ) {
         next.handle = handle;
         this.backendWaiter = next;
+        this.prepare(next);
       } else {
         this.draining = handle;
         this.backend.cancelWait(this, handle);
@@ -257,6 +262,7 @@ export class LockEntry<H = unknown> {
       return false;
     }
     this.backendWaiter = waiter;
+    this.prepare(waiter);
     if (channels.contended.hasSubscribers) {
       channels.contended.publish({ target: this.target, lockPath: this.lockPath, mode: options.shared ? 'shared' : 'exclusive', owner: options.owner });
     }
@@ -264,14 +270,30 @@ export class LockEntry<H = unknown> {
     return true;
   }
 
+  /**
+   * Makes the hold and lock of a waiter whose backend wait has started, so that its grant
+   * (on an event loop that just woke up) only stamps and registers them and resolves.
+   */
+  private prepare(waiter: Waiter<H>): void {
+    const hold = new Hold(this, waiter.handle as H, waiter.options, waiter.site);
+    waiter.preparedHold = hold;
+    waiter.preparedLock = new this.backend.lockClass(hold, false);
+  }
+
   /** Where a backend reports the end of a wait that startWait() began (see backend.ts). */
   waitSettled(handle: H, outcome: WaitOutcome, grantData?: unknown): void {
     const waiter = this.backendWaiter;
     if (waiter !== null && waiter.handle === handle) {
       this.backendWaiter = null;
+      const { preparedHold, preparedLock } = waiter;
+      waiter.preparedHold = waiter.preparedLock = null;
       if (outcome === GRANTED) {
         this.remove(waiter);
-        waiter.grant(new Hold(this, this.takeHandle(waiter), waiter.options, waiter.site, waiter.enqueuedAt, grantData));
+        const hold = (preparedHold ?? new Hold(this, handle, waiter.options, waiter.site)).begin(waiter.enqueuedAt, grantData);
+        const lock = preparedLock ?? new this.backend.lockClass(hold, false);
+        waiter.handle = null;
+        stampGranted(lock);
+        waiter.grant(hold, lock);
         // The common handoff: nobody else waits here, and the entry is in use. Every step
         // saved counts on an event loop that just woke up.
         if (this.queue.length === 0) return;

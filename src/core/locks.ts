@@ -4,7 +4,7 @@ import { type CallSite, formatCallSite, type Hold } from './hold';
 import { LockEntry, Waiter } from './lock-entry';
 import type { ResolvedLockOptions } from './options';
 import { registry } from './registry';
-import { holdOf, type SessionLock, watchForLeak } from './session-lock';
+import { holdOf, type SessionLock } from './session-lock';
 
 /** setTimeout's ceiling (~24.8 days). */
 const MAX_TIMER_MS = 0x7fffffff;
@@ -139,20 +139,7 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
     return tryOnly ? Promise.resolve(null) : timedOutNow(entry, options);
   }
   return new Promise<SessionLock | null>((resolve, reject) => {
-    const waiter = new Waiter<H>(
-      options,
-      site,
-      (hold) => {
-        if (hold === null) {
-          resolve(null);
-          return;
-        }
-        const lock = new backend.lockClass(hold, false);
-        resolve(lock);
-        return () => watchForLeak(lock);
-      },
-      reject,
-    );
+    const waiter = new Waiter<H>(options, site, resolve, reject);
     waiter.tryOnly = tryOnly;
     entry.enqueue(waiter, opened);
     if (waiter.settled || once) return;

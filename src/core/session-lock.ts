@@ -63,6 +63,7 @@ function watchUnreleased(): void {
 }
 
 let ticketOf: (lock: SessionLock) => Ticket;
+let stampAcquiredAt: (lock: SessionLock) => void;
 
 /**
  * A held lock. Dropping it without release() releases it at garbage
@@ -81,6 +82,9 @@ export class SessionLock {
 
   static {
     ticketOf = (lock) => lock.#ticket;
+    stampAcquiredAt = (lock) => {
+      (lock as { acquiredAt: number }).acquiredAt = lock.#ticket.hold.acquiredAt;
+    };
   }
 
   /**
@@ -138,6 +142,11 @@ export class SessionLock {
 /** @internal Starts the leak watch of a lock made with `watch` false (unless already released). */
 export function watchForLeak(lock: SessionLock): void {
   if (!ticketOf(lock).released) watchSoon(lock);
+}
+
+/** @internal For a lock made before its hold began (a waiter's, prepared when its wait started). */
+export function stampGranted(lock: SessionLock): void {
+  stampAcquiredAt(lock);
 }
 
 /** @internal */
