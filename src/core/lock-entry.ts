@@ -28,15 +28,32 @@ export class Waiter<H = unknown> {
     /** Resolves the acquire (null: a tryOnly attempt found it held). */
     private readonly onGrant: (lock: SessionLock | null) => void,
     private readonly onFail: (error: Error) => void,
+    /** The class of the lock this waiter's acquirer gets: its own backend's. */
+    private readonly lockClass: LockBackend<H>['lockClass'],
   ) {}
 
   onSettle(cleanup: () => void): void {
     this.cleanups.push(cleanup);
   }
 
-  /** Hands `lock`, a view of the live `hold`, to the acquirer. */
-  grant(hold: Hold<H>, lock: SessionLock): void {
+  /**
+   * A view of `hold` for this waiter's acquirer, made before the grant (see
+   * LockEntry.prepare()). Always of this waiter's own class: another copy of this package
+   * that shares the registry may be the one that grants it.
+   */
+  lockFor(hold: Hold<H>): SessionLock {
+    return new this.lockClass(hold, false);
+  }
+
+  /** Hands the acquirer a view of the live `hold`: `prepared` (from lockFor()), or a new one. */
+  grant(hold: Hold<H>, prepared?: SessionLock): void {
     this.settled = true;
+    let lock: SessionLock;
+    if (prepared === undefined) lock = this.lockFor(hold);
+    else {
+      lock = prepared;
+      stampGranted(lock);
+    }
     this.onGrant(lock);
     // The backend's diagnostics (the holder record), the acquire event, the leak watch and
     // clearing the timeout (and abort listener) wait until the acquirer has resumed: on an
@@ -133,7 +150,7 @@ export class LockEntry<H = unknown> {
     }
     const { backend } = this;
     let hold: Hold<H> | null = null;
-    const probe = new Waiter<H>(options, site, ignore, ignore);
+    const probe = new Waiter<H>(options, site, ignore, ignore, this.backend.lockClass);
     probe.handle = opened;
     try {
       if ((backend.trySync as NonNullable<typeof backend.trySync>)(this, probe)) {
@@ -180,8 +197,7 @@ export class LockEntry<H = unknown> {
         }
         if (granted) {
           this.remove(head);
-          const hold = new Hold(this, this.takeHandle(head), head.options, head.site).begin(head.enqueuedAt);
-          head.grant(hold, new backend.lockClass(hold, false));
+          head.grant(new Hold(this, this.takeHandle(head), head.options, head.site).begin(head.enqueuedAt));
           continue;
         }
       }
@@ -277,7 +293,9 @@ export class LockEntry<H = unknown> {
   private prepare(waiter: Waiter<H>): void {
     const hold = new Hold(this, waiter.handle as H, waiter.options, waiter.site);
     waiter.preparedHold = hold;
-    waiter.preparedLock = new this.backend.lockClass(hold, false);
+    // A waiter of an older copy of this package (sharing the registry) has no lockFor():
+    // its grant() then makes its lock itself.
+    waiter.preparedLock = typeof waiter.lockFor === 'function' ? waiter.lockFor(hold) : null;
   }
 
   /** Where a backend reports the end of a wait that startWait() began (see backend.ts). */
@@ -290,10 +308,8 @@ export class LockEntry<H = unknown> {
       if (outcome === GRANTED) {
         this.remove(waiter);
         const hold = (preparedHold ?? new Hold(this, handle, waiter.options, waiter.site)).begin(waiter.enqueuedAt, grantData);
-        const lock = preparedLock ?? new this.backend.lockClass(hold, false);
         waiter.handle = null;
-        stampGranted(lock);
-        waiter.grant(hold, lock);
+        waiter.grant(hold, preparedLock ?? undefined);
         // The common handoff: nobody else waits here, and the entry is in use. Every step
         // saved counts on an event loop that just woke up.
         if (this.queue.length === 0) return;

@@ -139,7 +139,7 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
     return tryOnly ? Promise.resolve(null) : timedOutNow(entry, options);
   }
   return new Promise<SessionLock | null>((resolve, reject) => {
-    const waiter = new Waiter<H>(options, site, resolve, reject);
+    const waiter = new Waiter<H>(options, site, resolve, reject, backend.lockClass);
     waiter.tryOnly = tryOnly;
     entry.enqueue(waiter, opened);
     if (waiter.settled || once) return;

@@ -42,7 +42,9 @@ function watchSoon(lock: SessionLock): void {
   if (unwatched.length >= WATCH_BATCH) watchUnreleased();
   else if (!watchScheduled) {
     watchScheduled = true;
-    setImmediate(watchOnNextTurn).unref();
+    // Ref'd: an unref'd immediate may wait in the poll phase for unrelated I/O, and the
+    // list keeps its locks alive until it runs. It keeps the loop for one iteration at most.
+    setImmediate(watchOnNextTurn);
   }
 }
 
