@@ -307,7 +307,8 @@ export class LockEntry<H = unknown> {
       waiter.preparedHold = waiter.preparedLock = null;
       if (outcome === GRANTED) {
         this.remove(waiter);
-        const hold = (preparedHold ?? new Hold(this, handle, waiter.options, waiter.site)).begin(waiter.enqueuedAt, grantData);
+        // Every path that makes a waiter the backend waiter prepares it.
+        const hold = (preparedHold as Hold<H>).begin(waiter.enqueuedAt, grantData);
         waiter.handle = null;
         waiter.grant(hold, preparedLock ?? undefined);
         // The common handoff: nobody else waits here, and the entry is in use. Every step

@@ -58,14 +58,13 @@ function watchUnreleased(): void {
   unwatched = [];
   for (const lock of locks) {
     const ticket = ticketOf(lock);
-    if (ticket.released || ticket.hold.released || ticket.watched) continue;
+    if (ticket.released || ticket.hold.released) continue;
     ticket.watched = true;
     leaks.register(lock, ticket, ticket);
   }
 }
 
 let ticketOf: (lock: SessionLock) => Ticket;
-let stampAcquiredAt: (lock: SessionLock) => void;
 
 /**
  * A held lock. Dropping it without release() releases it at garbage
@@ -84,9 +83,6 @@ export class SessionLock {
 
   static {
     ticketOf = (lock) => lock.#ticket;
-    stampAcquiredAt = (lock) => {
-      (lock as { acquiredAt: number }).acquiredAt = lock.#ticket.hold.acquiredAt;
-    };
   }
 
   /**
@@ -148,7 +144,7 @@ export function watchForLeak(lock: SessionLock): void {
 
 /** @internal For a lock made before its hold began (a waiter's, prepared when its wait started). */
 export function stampGranted(lock: SessionLock): void {
-  stampAcquiredAt(lock);
+  (lock as { acquiredAt: number }).acquiredAt = ticketOf(lock).hold.acquiredAt;
 }
 
 /** @internal */
