@@ -106,12 +106,21 @@ struct handle {
 /* One wait: shared by its thread and its threadsafe function's finalizer. */
 typedef struct {
   handle_t *h;
+  instance_t *inst;
   napi_threadsafe_function tsfn;
-  int tsfn_gone; /* the env destroyed the tsfn: never call it (under h->mu) */
   int refs;      /* the thread and the tsfn finalizer */
   int shared;
+  /* Under h->mu: */
+  int tsfn_gone; /* the env destroyed the tsfn: never call it */
+  int woken;     /* the event loop was woken before the identity check (see wait_thread) */
+  int finished;  /* `result` is final */
+  int result;
+  int loop_came_early; /* the loop ran the wake before `result` was final */
   char *path;    /* for the identity check right after the grant */
 } wait_t;
+
+/* The data of the call that wakes the event loop before the result is known. */
+static char early_wake;
 
 /* Called with h->mu held; returns whether the caller must free h. */
 static int handle_unref_locked(handle_t *h) {
@@ -333,10 +342,18 @@ static void wait_thread(void *arg) {
   sf_mutex_unlock(h->mu);
   int r = given_up ? SF_CANCELLED : sf_wait_lock(h->file, w->shared);
 
-  /* The identity check runs here, off the event loop, while the lock is held:
-   * 0 then means granted on the file the path still names. On any other code
-   * the caller closes the descriptor, which lets go of a stale grant. */
-  if (r == 0) r = sf_same_file(h->file, w->path);
+  if (r == 0) {
+    /* Granted: wake the event loop now, and check the identity while it wakes up
+     * (waking an idle loop takes far longer than one lstat). The wake delivers
+     * nothing by itself: wait_deliver() waits for the result below. */
+    sf_mutex_lock(h->mu);
+    if (!w->tsfn_gone) w->woken = napi_call_threadsafe_function(w->tsfn, &early_wake, napi_tsfn_nonblocking) == napi_ok;
+    sf_mutex_unlock(h->mu);
+    /* The identity check runs here, off the event loop, while the lock is held:
+     * 0 then means granted on the file the path still names. On any other code
+     * the caller closes the descriptor, which lets go of a stale grant. */
+    r = sf_same_file(h->file, w->path);
+  }
 
   sf_mutex_lock(h->mu);
   if ((r == 0 || r == SF_REPLACED) && h->cancelled) {
@@ -351,8 +368,11 @@ static void wait_thread(void *arg) {
     h->file = NULL;
     h->close_when_done = 0;
   }
+  w->result = r;
+  w->finished = 1;
   if (!w->tsfn_gone) {
-    napi_call_threadsafe_function(w->tsfn, (void *)(intptr_t)r, napi_tsfn_nonblocking);
+    /* Unless the early wake is still queued (it then delivers the result), deliver it. */
+    if (!w->woken || w->loop_came_early) napi_call_threadsafe_function(w->tsfn, (void *)(intptr_t)r, napi_tsfn_nonblocking);
     napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
   }
   sf_mutex_unlock(h->mu);
@@ -361,10 +381,20 @@ static void wait_thread(void *arg) {
 
 static void wait_deliver(napi_env env, napi_value callback, void *context, void *data) {
   if (env == NULL) return;
-  ((instance_t *)context)->waits_in_flight--;
+  wait_t *w = context;
+  int r = (int)(intptr_t)data;
+  if (data == &early_wake) {
+    sf_mutex_lock(w->h->mu);
+    int finished = w->finished;
+    if (finished) r = w->result;
+    else w->loop_came_early = 1; /* the thread delivers it once final */
+    sf_mutex_unlock(w->h->mu);
+    if (!finished) return;
+  }
+  w->inst->waits_in_flight--;
   napi_value undefined, argv[1];
   NAPI_BUG(napi_get_undefined(env, &undefined));
-  argv[0] = make_int(env, (int)(intptr_t)data);
+  argv[0] = make_int(env, r);
   /* Fails only when no JavaScript can run any more: the env's cleanup hook
    * then closes the descriptor, and nothing is left to tell. */
   napi_call_function(env, undefined, callback, 1, argv, NULL);
@@ -406,12 +436,13 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
     return make_int(env, SF_NO_MEMORY);
   }
   w->h = h;
+  w->inst = inst;
   w->shared = shared;
   w->refs = 2;
   napi_value name;
 #define UNDO_WAIT (free(w->path), free(w))
   NAPI_TRY(napi_create_string_utf8(env, "session-flock:wait", NAPI_AUTO_LENGTH, &name), UNDO_WAIT);
-  NAPI_TRY(napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, w, wait_tsfn_finalize, inst,
+  NAPI_TRY(napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, w, wait_tsfn_finalize, w,
                                            wait_deliver, &w->tsfn),
            UNDO_WAIT);
 #undef UNDO_WAIT

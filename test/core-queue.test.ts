@@ -109,6 +109,16 @@ describe('lock identity', () => {
     expect(heldLocks()).toEqual([]);
   });
 
+  it('names the path each acquire gave, even just after another path to the file let go', async () => {
+    const { real, viaHardLink } = layout();
+    (await acquire(real)).releaseSync();
+    // Still the same turn: the first path's entry is unused, and not yet forgotten.
+    const lock = await acquire(viaHardLink);
+    expect([lock.target, lock.lockPath]).toEqual([viaHardLink, `${viaHardLink}.lock`]);
+    expect(heldLocks()).toMatchObject([{ target: viaHardLink, lockPath: `${viaHardLink}.lock` }]);
+    lock.releaseSync();
+  });
+
   it('queues other tasks in one FIFO, not in a second kernel wait', async () => {
     const { real, viaLink, viaDotDot, viaHardLink } = layout();
     const held = await acquire(real);

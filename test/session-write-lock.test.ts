@@ -134,8 +134,10 @@ function queuedOn(lockPath: string): number {
   const registry = (globalThis as Record<symbol, { entries: Map<string, { lockPath: string; waiters: number }> } | undefined>)[Symbol.for('session-flock.registry.v2')];
   if (registry === undefined) throw new Error('core registry not found');
   // Entries are keyed by the lock file's identity; each names the path it was first locked by.
-  for (const entry of registry.entries.values()) if (entry.lockPath === lockPath) return entry.waiters;
-  return 0;
+  // An unused entry of an earlier file at this path may linger until the next turn.
+  let queued = 0;
+  for (const entry of registry.entries.values()) if (entry.lockPath === lockPath) queued += entry.waiters;
+  return queued;
 }
 
 /** Resolves once `n` acquires of this process are queued on lockPath. */

@@ -1,6 +1,6 @@
 import type { HolderAnswer } from './errors';
 import type { Hold } from './hold';
-import type { LockEntry, Waiter } from './lock-entry';
+import type { Attempt, LockEntry, Waiter } from './lock-entry';
 import type { SessionLock } from './session-lock';
 
 /**
@@ -23,10 +23,11 @@ import type { SessionLock } from './session-lock';
  * The core calls them for one LockEntry (one lock, identified by the backend's key), never
  * two at once for one entry except as noted, and never on a waiter it has settled:
  *
- * - `trySync(entry, waiter)` (optional): one attempt now. Returns true when
- *   `waiter.handle` now holds the lock; false when another holder has it (the backend may
- *   leave `waiter.handle` open, ready for `startWait`). Throws a typed error for a real
- *   failure, after closing the handle and setting `waiter.handle` to null. A backend
+ * - `trySync(entry, attempt)` (optional): one attempt now, for a waiter or for a request
+ *   that has none yet (an attempt is a handle and the request's options). Returns true when
+ *   `attempt.handle` now holds the lock; false when another holder has it (the backend may
+ *   leave `attempt.handle` open, ready for `startWait`). Throws a typed error for a real
+ *   failure, after closing the handle and setting `attempt.handle` to null. A backend
  *   without it (PostgreSQL, whose try is a round trip) gets every attempt as a wait: a
  *   wait with `remainingMs` 0 is a single try (pg_try_advisory_lock), and the core
  *   reports BUSY from it as a timeout (or null from tryAcquire).
@@ -69,7 +70,7 @@ export interface LockBackend<H = unknown> {
   readonly adoptableWaits: boolean;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a SessionLock subclass takes any backend's hold
   readonly lockClass: new (hold: Hold<any>, watch?: boolean) => SessionLock;
-  trySync?(entry: LockEntry<H>, waiter: Waiter<H>): boolean;
+  trySync?(entry: LockEntry<H>, attempt: Attempt<H>): boolean;
   startWait(entry: LockEntry<H>, waiter: Waiter<H>, remainingMs: number): void;
   cancelWait(entry: LockEntry<H>, handle: H): void;
   release(hold: Hold<H>): void | Promise<void>;

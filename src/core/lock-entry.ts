@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers';
 import { BUSY, GRANTED, type LockBackend, RETRY, type WaitOutcome } from './backend';
 import { deferMicrotask } from './defer';
 import { type HolderAnswer, LockTimeoutError } from './errors';
@@ -7,10 +8,27 @@ import type { ResolvedLockOptions } from './options';
 import { registry } from './registry';
 import { type SessionLock, stampGranted, watchForLeak } from './session-lock';
 
-function ignore(): void {}
+/**
+ * Entries found unused, dropped from the registry on the next turn if still unused then:
+ * dropping one at once would cost a lock that is taken again and again (one session
+ * file, locked per append) a new entry, and two rehashes of the registry, per acquire.
+ */
+let unusedEntries: LockEntry[] = [];
+
+function forgetUnusedEntries(): void {
+  const entries = unusedEntries;
+  unusedEntries = [];
+  for (const entry of entries) entry.forgetNowIfUnused();
+}
+
+/** What a backend's trySync works with: a request's options, and its handle once opened. */
+export interface Attempt<H = unknown> {
+  handle: H | null;
+  readonly options: ResolvedLockOptions;
+}
 
 /** An acquire that is queued or waiting on its backend. */
-export class Waiter<H = unknown> {
+export class Waiter<H = unknown> implements Attempt<H> {
   /** The backend's handle this waiter tries and waits with; null until the backend sets it. */
   handle: H | null = null;
   settled = false;
@@ -103,6 +121,8 @@ export class LockEntry<H = unknown> {
   private draining: H | null = null;
   /** While releaseAll() runs: nothing is granted and no wait starts. */
   suspended = false;
+  /** In unusedEntries, to be forgotten on the next turn (see forgetIfUnused()). */
+  private forgetQueued = false;
 
   private constructor(
     readonly backend: LockBackend<H>,
@@ -115,7 +135,10 @@ export class LockEntry<H = unknown> {
 
   static for<H>(backend: LockBackend<H>, key: string, lockPath: string, target: string): LockEntry<H> {
     let entry = registry.entries.get(key) as LockEntry<H> | undefined;
-    if (entry === undefined) {
+    if (entry === undefined || (entry.lingering?.() === true && (entry.lockPath !== lockPath || entry.target !== target || entry.backend !== backend))) {
+      // An unused entry waiting to be forgotten stands for nothing: it may even be of a
+      // file since deleted, whose inode (and so key) a new file reuses. It is replaced
+      // unless it names this very request's lock (then it is as good as a new one).
       entry = new LockEntry(backend, key, lockPath, target);
       registry.entries.set(key, entry as LockEntry);
     }
@@ -148,19 +171,32 @@ export class LockEntry<H = unknown> {
       if (opened !== null) this.backend.releaseHandle(this, opened);
       return null;
     }
-    const { backend } = this;
-    let hold: Hold<H> | null = null;
-    const probe = new Waiter<H>(options, site, ignore, ignore, this.backend.lockClass);
-    probe.handle = opened;
+    const attempt: Attempt<H> = { handle: opened, options };
     try {
-      if ((backend.trySync as NonNullable<typeof backend.trySync>)(this, probe)) {
-        hold = new Hold(this, this.takeHandle(probe), options, site).begin(null);
-        hold.granted();
-      }
+      return this.attemptNow(attempt, site);
     } finally {
-      this.closeHandle(probe);
+      this.closeHandle(attempt);
       this.forgetIfUnused();
     }
+  }
+
+  /**
+   * The first attempt of a request that may go straight to the backend (free(), and the
+   * backend has trySync): a live Hold when the backend grants it now, with no waiter made;
+   * otherwise null, and `attempt.handle` stays open for a wait. Throws the backend's error
+   * with the handle closed.
+   */
+  attemptNow(attempt: Attempt<H>, site: CallSite): Hold<H> | null {
+    let granted: boolean;
+    try {
+      granted = (this.backend.trySync as NonNullable<LockBackend<H>['trySync']>)(this, attempt);
+    } catch (error) {
+      this.forgetIfUnused();
+      throw error;
+    }
+    if (!granted) return null;
+    const hold = new Hold(this, this.takeHandle(attempt), attempt.options, site).begin(null);
+    hold.granted();
     return hold;
   }
 
@@ -344,22 +380,41 @@ export class LockEntry<H = unknown> {
     if (index >= 0) this.queue.splice(index, 1);
   }
 
-  private takeHandle(waiter: Waiter<H>): H {
-    const handle = waiter.handle as H;
-    waiter.handle = null;
+  private takeHandle(attempt: Attempt<H>): H {
+    const handle = attempt.handle as H;
+    attempt.handle = null;
     return handle;
   }
 
-  private closeHandle(waiter: Waiter<H>): void {
-    if (waiter.handle !== null) this.backend.releaseHandle(this, waiter.handle);
-    waiter.handle = null;
+  private closeHandle(attempt: Attempt<H>): void {
+    if (attempt.handle !== null) this.backend.releaseHandle(this, attempt.handle);
+    attempt.handle = null;
   }
 
-  /** Drops this entry from the registry once nothing holds, waits or drains on it. */
+  /**
+   * Drops this entry from the registry on the next turn, if nothing holds, waits or drains
+   * on it then. Until then it stands for the lock as a new entry would: free, and empty.
+   */
   forgetIfUnused(): void {
-    if (this.holds.size === 0 && this.queue.length === 0 && this.backendWaiter === null && this.draining === null) {
-      if (registry.entries.get(this.key) === this) registry.entries.delete(this.key);
-    }
+    if (this.forgetQueued || !this.unused()) return;
+    this.forgetQueued = true;
+    // Unref'd: forgetting is only memory, and must not keep a process alive.
+    if (unusedEntries.push(this) === 1) setImmediate(forgetUnusedEntries).unref();
+  }
+
+  /** @internal For forgetUnusedEntries(). */
+  forgetNowIfUnused(): void {
+    this.forgetQueued = false;
+    if (this.unused() && registry.entries.get(this.key) === this) registry.entries.delete(this.key);
+  }
+
+  /** Unused, and waiting for forgetUnusedEntries() (entries of an older copy of this package lack it). */
+  lingering?(): boolean {
+    return this.forgetQueued && this.unused();
+  }
+
+  private unused(): boolean {
+    return this.holds.size === 0 && this.queue.length === 0 && this.backendWaiter === null && this.draining === null;
   }
 
   /** Diagnostics: how many acquires of this process are queued on this lock. */

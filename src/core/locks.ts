@@ -1,7 +1,7 @@
 import type { LockBackend } from './backend';
 import { LockAbortedError, LockDeadlockError, LockTimeoutError } from './errors';
 import { type CallSite, formatCallSite, type Hold } from './hold';
-import { LockEntry, Waiter } from './lock-entry';
+import { type Attempt, LockEntry, Waiter } from './lock-entry';
 import type { ResolvedLockOptions } from './options';
 import { registry } from './registry';
 import { holdOf, type SessionLock } from './session-lock';
@@ -137,6 +137,20 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
     // Held or awaited in this process: one attempt could only queue behind it.
     giveBack(backend, entry, opened);
     return tryOnly ? Promise.resolve(null) : timedOutNow(entry, options);
+  }
+  if (!once && backend.trySync !== undefined && entry.free(options.shared)) {
+    // Nobody in this process holds or awaits it: try before making a waiter, so that an
+    // uncontended acquire costs no waiter, timer or deferred grant. Held elsewhere, the
+    // handle goes on to the waiter.
+    const attempt: Attempt<H> = { handle: opened, options };
+    let hold: Hold<H> | null;
+    try {
+      hold = entry.attemptNow(attempt, site);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (hold !== null) return Promise.resolve(new backend.lockClass(hold));
+    opened = attempt.handle;
   }
   return new Promise<SessionLock | null>((resolve, reject) => {
     const waiter = new Waiter<H>(options, site, resolve, reject, backend.lockClass);

@@ -40,8 +40,19 @@ export function validatePath(name: string, value: unknown): string {
   if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value);
   if (value.length === 0) throw invalidArgValue(name, value, 'must be a non-empty path');
   if (value.includes('\0')) throw invalidArgValue(name, value, 'must be a string without null bytes');
-  return path.resolve(value);
+  return isResolvedPosixPath(value) ? value : path.resolve(value);
 }
+
+/**
+ * Whether path.resolve() would return `value` unchanged on POSIX: absolute, with no empty,
+ * `.` or `..` segment and no trailing slash. The common case (a caller's own absolute
+ * path) then skips the normalizing scan.
+ */
+function isResolvedPosixPath(value: string): boolean {
+  return path.sep === '/' && value.charCodeAt(0) === 47 && !UNRESOLVED_POSIX.test(value);
+}
+
+const UNRESOLVED_POSIX = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
 
 export function optionalBoolean(options: Record<string, unknown>, key: string, fallback: boolean): boolean {
   const value = options[key];

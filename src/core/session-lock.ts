@@ -66,6 +66,9 @@ function watchUnreleased(): void {
 
 let ticketOf: (lock: SessionLock) => Ticket;
 
+/** What release() returns when the backend let go at once (one promise serves every caller). */
+const releasedAtOnce: Promise<void> = Promise.resolve();
+
 /**
  * A held lock. Dropping it without release() releases it at garbage
  * collection with a warning; release() is idempotent and never touches a
@@ -122,7 +125,7 @@ export class SessionLock {
   release(): Promise<void> {
     try {
       this.releaseSync();
-      return this.#ticket.hold.releasing ?? Promise.resolve();
+      return this.#ticket.hold.releasing ?? releasedAtOnce;
     } catch (error) {
       return Promise.reject(error);
     }

@@ -1,7 +1,7 @@
 import { GRANTED, type LockBackend, RETRY } from '../core/backend';
 import { type HolderAnswer, type HolderInfo, HolderUnknown } from '../core/errors';
 import type { Hold } from '../core/hold';
-import type { LockEntry, Waiter } from '../core/lock-entry';
+import type { Attempt, LockEntry, Waiter } from '../core/lock-entry';
 import { debug } from '../core/observe';
 import { pidAlive } from '../core/process-alive';
 import { SessionLock } from '../core/session-lock';
@@ -22,7 +22,7 @@ const MAX_REOPENS = 64;
  * another descriptor holds it (the descriptor stays open for the wait). Opens the lock
  * file if needed, and after locking re-checks that the path still names the locked file.
  */
-function trySync(_entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): boolean {
+function trySync(_entry: LockEntry<NativeHandle>, waiter: Attempt<NativeHandle>): boolean {
   const options = waiter.options as ResolvedOptions;
   const { lockPath } = options;
   for (let reopens = 0; ; reopens++) {
@@ -39,13 +39,13 @@ function trySync(_entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>):
   }
 }
 
-function closeHandle(waiter: Waiter<NativeHandle>): void {
+function closeHandle(waiter: Attempt<NativeHandle>): void {
   if (waiter.handle !== null) binding.close(waiter.handle);
   waiter.handle = null;
 }
 
 /** `error`, once the waiter's descriptor is closed (the contract for a failed try or wait). */
-function closing(waiter: Waiter<NativeHandle>, error: Error): Error {
+function closing(waiter: Attempt<NativeHandle>, error: Error): Error {
   closeHandle(waiter);
   return error;
 }
@@ -54,7 +54,7 @@ function closing(waiter: Waiter<NativeHandle>, error: Error): Error {
  * After locking: does the path still name the locked file? If it was
  * unlinked or replaced, the lock protects nothing; close and reopen.
  */
-function stillNamed(waiter: Waiter<NativeHandle>): boolean {
+function stillNamed(waiter: Attempt<NativeHandle>): boolean {
   const { lockPath } = waiter.options;
   const code = binding.sameFile(waiter.handle as NativeHandle, lockPath);
   if (code === 0) return true;
