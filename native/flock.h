@@ -87,6 +87,10 @@ int sf_error_errno(int code);
  * Idempotent; 0 or a negative code. */
 int sf_pin_module(void);
 
+/* Whole milliseconds since the Unix epoch, on the clock Date.now() reads, so a
+ * wait thread can say when the kernel granted its lock. */
+double sf_wall_clock_ms(void);
+
 /* Threads and a mutex, so binding.c can run waits on threads it owns. */
 typedef struct sf_mutex sf_mutex_t;
 sf_mutex_t *sf_mutex_new(void);

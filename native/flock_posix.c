@@ -338,6 +338,12 @@ void sf_pool_lock(void) { pthread_mutex_lock(&sf_pool_mutex); }
 void sf_pool_unlock(void) { pthread_mutex_unlock(&sf_pool_mutex); }
 void sf_pool_wake(void) { pthread_cond_broadcast(&sf_pool_cond); }
 
+double sf_wall_clock_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return (double)now.tv_sec * 1000.0 + (double)(now.tv_nsec / 1000000L);
+}
+
 int sf_pool_wait(int ms) {
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);

@@ -541,6 +541,14 @@ void sf_pool_lock(void) { AcquireSRWLockExclusive(&sf_pool_srw); }
 void sf_pool_unlock(void) { ReleaseSRWLockExclusive(&sf_pool_srw); }
 void sf_pool_wake(void) { WakeAllConditionVariable(&sf_pool_cv); }
 
+double sf_wall_clock_ms(void) {
+  /* FILETIME counts 100 ns intervals from 1601; 11644473600000 ms separate it from 1970. */
+  FILETIME now;
+  GetSystemTimeAsFileTime(&now);
+  ULONGLONG ticks = ((ULONGLONG)now.dwHighDateTime << 32) | now.dwLowDateTime;
+  return (double)(ticks / 10000ULL) - 11644473600000.0;
+}
+
 int sf_pool_wait(int ms) {
   return !SleepConditionVariableSRW(&sf_pool_cv, &sf_pool_srw, (DWORD)ms, 0) && GetLastError() == ERROR_TIMEOUT;
 }

@@ -44,6 +44,22 @@ describe('waiting', () => {
     await expectNothingLeft(target, before);
   });
 
+  it('a lock granted after a kernel wait is stamped with the grant, on the clock Date.now() reads', async () => {
+    const target = path.join(tempDir(), 's.jsonl');
+    const holder = await startLocker();
+    const { id } = await holder.call({ op: 'acquire', target });
+    const waiting = acquire(target, { timeoutMs: 30_000 }); // its kernel wait starts here
+    const beforeRelease = Date.now();
+    await holder.call({ op: 'release', id });
+    const lock = await waiting;
+    const resumed = Date.now();
+    expect(Number.isInteger(lock.acquiredAt)).toBe(true);
+    expect(lock.acquiredAt).toBeGreaterThanOrEqual(beforeRelease);
+    expect(lock.acquiredAt).toBeLessThanOrEqual(resumed);
+    expect(heldLocks()[0].acquiredAt).toBe(lock.acquiredAt);
+    lock.releaseSync();
+  });
+
   it('abort rejects with LockAbortedError and leaves nothing held', async () => {
     const target = path.join(tempDir(), 's.jsonl');
     const holder = await startLocker();

@@ -33,8 +33,9 @@ import type { SessionLock } from './session-lock';
  *   reports BUSY from it as a timeout (or null from tryAcquire).
  * - `startWait(entry, waiter, remainingMs)`: starts one blocking wait, sets
  *   `waiter.handle` (if trySync did not), and reports exactly once, later, through
- *   `entry.waitSettled(handle, outcome, grantData?)`: GRANTED (the handle holds the lock;
- *   `grantData` goes to `hold.data`, e.g. a fencing token), BUSY (not granted within
+ *   `entry.waitSettled(handle, outcome, grantData?, grantedAt?)`: GRANTED (the handle holds
+ *   the lock; `grantData` goes to `hold.data`, e.g. a fencing token; `grantedAt`, epoch ms
+ *   of the grant where the backend knows it, spares the core a clock read), BUSY (not granted within
  *   `remainingMs`: PostgreSQL's lock_timeout), RETRY (the backend closed the handle, start
  *   over: the file was replaced under the wait), or an Error (the backend closed the
  *   handle). `remainingMs` is what is left of the acquire's one budget (Infinity when

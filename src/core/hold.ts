@@ -72,10 +72,10 @@ export class Hold<H = unknown> {
    * Makes the hold live at its grant: only what the acquirer may look at once it resumes.
    * Every step on a just-woken event loop touches cold memory, so the rest waits for
    * announce(). `waitingSince`: epoch ms the acquire started waiting, or null for one
-   * that never waited.
+   * that never waited; `at`: epoch ms of the grant.
    */
-  begin(waitingSince: number | null, data?: unknown): this {
-    this.acquiredAt = Date.now();
+  begin(waitingSince: number | null, data?: unknown, at = Date.now()): this {
+    this.acquiredAt = at;
     this.waitedMs = waitingSince === null ? 0 : this.acquiredAt - waitingSince;
     if (data !== undefined) this.data = data;
     this.entry.holds.add(this);

@@ -6,7 +6,7 @@ import { type CallSite, Hold } from './hold';
 import { channels, debug } from './observe';
 import type { ResolvedLockOptions } from './options';
 import { registry } from './registry';
-import { type SessionLock, stampGranted, watchForLeak } from './session-lock';
+import { type SessionLock, watchForLeak } from './session-lock';
 
 /**
  * Entries found unused, dropped from the registry on the next turn if still unused then:
@@ -70,7 +70,8 @@ export class Waiter<H = unknown> implements Attempt<H> {
     if (prepared === undefined) lock = this.lockFor(hold);
     else {
       lock = prepared;
-      stampGranted(lock);
+      // Made when the wait started (LockEntry.prepare()), so it takes the grant's time now.
+      (lock as { acquiredAt: number }).acquiredAt = hold.acquiredAt;
     }
     this.onGrant(lock);
     // The backend's diagnostics (the holder record), the acquire event, the leak watch and
@@ -335,7 +336,7 @@ export class LockEntry<H = unknown> {
   }
 
   /** Where a backend reports the end of a wait that startWait() began (see backend.ts). */
-  waitSettled(handle: H, outcome: WaitOutcome, grantData?: unknown): void {
+  waitSettled(handle: H, outcome: WaitOutcome, grantData?: unknown, grantedAt?: number): void {
     const waiter = this.backendWaiter;
     if (waiter !== null && waiter.handle === handle) {
       this.backendWaiter = null;
@@ -344,7 +345,7 @@ export class LockEntry<H = unknown> {
       if (outcome === GRANTED) {
         this.remove(waiter);
         // Every path that makes a waiter the backend waiter prepares it.
-        const hold = (preparedHold as Hold<H>).begin(waiter.enqueuedAt, grantData);
+        const hold = (preparedHold as Hold<H>).begin(waiter.enqueuedAt, grantData, grantedAt);
         waiter.handle = null;
         waiter.grant(hold, preparedLock ?? undefined);
         // The common handoff: nobody else waits here, and the entry is in use. Every step

@@ -145,11 +145,6 @@ export function watchForLeak(lock: SessionLock): void {
   if (!ticketOf(lock).released) watchSoon(lock);
 }
 
-/** @internal For a lock made before its hold began (a waiter's, prepared when its wait started). */
-export function stampGranted(lock: SessionLock): void {
-  (lock as { acquiredAt: number }).acquiredAt = ticketOf(lock).hold.acquiredAt;
-}
-
 /** @internal */
 export function holdOf(lock: SessionLock): Hold {
   return ticketOf(lock).hold;

@@ -67,8 +67,8 @@ function stillNamed(waiter: Attempt<NativeHandle>): boolean {
 function startWait(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): void {
   const handle = waiter.handle as NativeHandle;
   const { lockPath, shared } = waiter.options;
-  const code = binding.waitLock(handle, shared, lockPath, (result) => {
-    if (result === 0) return entry.waitSettled(handle, GRANTED);
+  const code = binding.waitLock(handle, shared, lockPath, (result, grantedAt) => {
+    if (result === 0) return entry.waitSettled(handle, GRANTED, undefined, grantedAt);
     // Closing lets go of a grant on a replaced file (and of a late grant after a cancel).
     binding.close(handle);
     entry.waitSettled(handle, result === binding.REPLACED ? RETRY : lockFailure(result, 'flock', lockPath));

@@ -23,9 +23,10 @@ export interface RawBinding {
   /**
    * Starts a blocking wait on an addon thread. `done` receives 0 (granted, and `path`
    * still names the locked file: the identity check runs on that thread), REPLACED
-   * (granted on a replaced file: close and retry), CANCELLED, or an error code.
+   * (granted on a replaced file: close and retry), CANCELLED, or an error code; with 0,
+   * `grantedAt` is when the kernel granted it (epoch ms, as Date.now() counts), else 0.
    */
-  waitLock(handle: NativeHandle, shared: boolean, path: string, done: (code: number) => void): number;
+  waitLock(handle: NativeHandle, shared: boolean, path: string, done: (code: number, grantedAt: number) => void): number;
   unlock(handle: NativeHandle): number;
   /** Idempotent. While a wait runs, the close (and the release of a late grant) is left to its thread. Calls with a closed handle return CANCELLED (unlock and close: 0). */
   close(handle: NativeHandle): number;
@@ -47,7 +48,7 @@ export interface RawBinding {
 }
 
 /** The shape of the addon this TypeScript was written against (native/binding.c). */
-const INTERFACE_VERSION = 4;
+const INTERFACE_VERSION = 5;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 

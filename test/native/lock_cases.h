@@ -4,6 +4,8 @@
 #ifndef SF_LOCK_CASES_H
 #define SF_LOCK_CASES_H
 
+#include <time.h>
+
 static sf_file_t *must_open(const char *path) {
   sf_file_t *f = NULL;
   int r = sf_open(path, 0600, SF_OPEN_CREATE, &f);
@@ -74,6 +76,15 @@ static void test_keys(void) {
   sf_close(a);
   sf_close(b);
   sf_close(c);
+}
+
+/* The grant time a wait thread reports: whole ms, on the clock time() and Date.now() read. */
+static void test_wall_clock(void) {
+  long long before = (long long)time(NULL) * 1000;
+  double ms = sf_wall_clock_ms();
+  long long after = (long long)time(NULL) * 1000 + 1000;
+  CHECK_TRUE(ms == (double)(long long)ms);
+  CHECK_TRUE((long long)ms >= before && (long long)ms < after);
 }
 
 #endif

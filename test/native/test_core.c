@@ -178,6 +178,7 @@ int main(void) {
   RUN(test_shared);
   RUN(test_close_releases);
   RUN(test_keys);
+  RUN(test_wall_clock);
   RUN(test_wait_thread);
   RUN(test_identity);
   RUN(test_errors);

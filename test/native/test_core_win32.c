@@ -269,6 +269,7 @@ int main(void) {
   RUN(test_shared);
   RUN(test_close_releases);
   RUN(test_keys);
+  RUN(test_wall_clock);
   RUN(test_wait_granted);
   RUN(test_wait_cancelled);
   RUN(test_error_mapping);
