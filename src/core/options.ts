@@ -1,4 +1,4 @@
-import * as path from 'node:path';
+import { resolve, sep } from 'node:path';
 import { invalidArgType, invalidArgValue, outOfRange } from './errors';
 
 /** The options every backend takes (the file backend adds lockPath, record and fileMode). */
@@ -40,7 +40,7 @@ export function validatePath(name: string, value: unknown): string {
   if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value);
   if (value.length === 0) throw invalidArgValue(name, value, 'must be a non-empty path');
   if (value.includes('\0')) throw invalidArgValue(name, value, 'must be a string without null bytes');
-  return isResolvedPosixPath(value) ? value : path.resolve(value);
+  return isResolvedPosixPath(value) ? value : resolve(value);
 }
 
 /**
@@ -49,9 +49,10 @@ export function validatePath(name: string, value: unknown): string {
  * path) then skips the normalizing scan.
  */
 function isResolvedPosixPath(value: string): boolean {
-  return path.sep === '/' && value.charCodeAt(0) === 47 && !UNRESOLVED_POSIX.test(value);
+  return POSIX && value.charCodeAt(0) === 47 && !UNRESOLVED_POSIX.test(value);
 }
 
+const POSIX = sep === '/';
 const UNRESOLVED_POSIX = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
 
 export function optionalBoolean(options: Record<string, unknown>, key: string, fallback: boolean): boolean {
