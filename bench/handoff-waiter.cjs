@@ -1,6 +1,7 @@
 // One waiter process for bench/handoff-breakdown.mjs. On each line of stdin it starts a
-// wait on the lock file, prints "waiting", and when granted prints "granted <ns>" (the
-// monotonic clock, shared by all processes), then lets go.
+// wait on the lock file, prints "waiting", and when granted prints "granted <resumed ns>
+// <callback ns>" (the monotonic clock, shared by all processes: when the awaiting code
+// resumed, and when the wait's native callback began), then lets go.
 //   api          session-flock acquire(), record: false   (what users call)
 //   api-record   session-flock acquire(), record: true    (the default)
 //   binding      the raw addon: open + waitLock            (native wait + threadsafe function only)
@@ -10,11 +11,23 @@ const path = require('node:path');
 const [mode, lockPath] = process.argv.slice(2);
 const root = path.join(__dirname, '..');
 const lib = require(path.join(root, 'dist', 'cjs', 'index.js'));
-const { binding } = require(path.join(root, 'dist', 'cjs', 'file', 'binding.js'));
+const bindingModule = require(path.join(root, 'dist', 'cjs', 'file', 'binding.js'));
 const target = lockPath.replace(/\.lock$/, '');
 
 const now = () => process.hrtime.bigint();
 const say = (line) => process.stdout.write(`${line}\n`);
+
+// When the addon's completion callback (or fs-ext's) began: the wake-up ends there, and the
+// JavaScript of the grant starts. For the api modes the addon's waitLock is wrapped to stamp it.
+let callbackAt = 0n;
+bindingModule.binding.errorName(0); // loads the addon: the module's `binding` is now the addon itself
+const addon = bindingModule.binding;
+const waitLock = addon.waitLock;
+addon.waitLock = (handle, shared, file, done) =>
+  waitLock.call(addon, handle, shared, file, (code, grantedAt) => {
+    callbackAt = now();
+    done(code, grantedAt);
+  });
 
 const waits = {
   async api(record) {
@@ -27,10 +40,11 @@ const waits = {
   },
   binding() {
     return new Promise((resolve) => {
-      const handle = binding.open(lockPath, 0o600, true);
-      binding.waitLock(handle, false, lockPath, () => {
+      const handle = addon.open(lockPath, 0o600, true);
+      waitLock.call(addon, handle, false, lockPath, () => {
         const t = now();
-        binding.close(handle);
+        callbackAt = t;
+        addon.close(handle);
         resolve(t);
       });
       say('waiting');
@@ -42,6 +56,7 @@ const waits = {
     const pending = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {}, 60_000);
       fsExt.flock(fd, 'ex', (error) => {
+        callbackAt = now();
         clearTimeout(timer);
         if (error) reject(error);
         else resolve();
@@ -57,4 +72,4 @@ const waits = {
 
 const run = { api: () => waits.api(false), 'api-record': () => waits.api(true), binding: waits.binding, 'fs-ext': waits.fsExt }[mode];
 if (!run) throw new Error(`unknown mode ${mode}`);
-process.stdin.on('data', async () => say(`granted ${await run()}`));
+process.stdin.on('data', async () => say(`granted ${await run()} ${callbackAt}`));
