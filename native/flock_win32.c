@@ -543,8 +543,9 @@ void sf_pool_wake(void) { WakeAllConditionVariable(&sf_pool_cv); }
 
 double sf_wall_clock_ms(void) {
   /* FILETIME counts 100 ns intervals from 1601; 11644473600000 ms separate it from 1970. */
+  /* The precise clock: the plain one moves in 15.6 ms steps, behind what Date.now() says. */
   FILETIME now;
-  GetSystemTimeAsFileTime(&now);
+  GetSystemTimePreciseAsFileTime(&now);
   ULONGLONG ticks = ((ULONGLONG)now.dwHighDateTime << 32) | now.dwLowDateTime;
   return (double)(ticks / 10000ULL) - 11644473600000.0;
 }

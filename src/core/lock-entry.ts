@@ -192,6 +192,8 @@ export class LockEntry<H = unknown> {
     try {
       granted = (this.backend.trySync as NonNullable<LockBackend<H>['trySync']>)(this, attempt);
     } catch (error) {
+      // The backend closes the handle before it throws; making sure costs nothing.
+      this.closeHandle(attempt);
       this.forgetIfUnused();
       throw error;
     }
@@ -345,7 +347,9 @@ export class LockEntry<H = unknown> {
       if (outcome === GRANTED) {
         this.remove(waiter);
         // Every path that makes a waiter the backend waiter prepares it.
-        const hold = (preparedHold as Hold<H>).begin(waiter.enqueuedAt, grantData, grantedAt);
+        // The backend's clock may read a little behind ours (a coarse one): never before the request.
+        const at = grantedAt === undefined ? Date.now() : Math.max(grantedAt, waiter.enqueuedAt);
+        const hold = (preparedHold as Hold<H>).begin(waiter.enqueuedAt, grantData, at);
         waiter.handle = null;
         waiter.grant(hold, preparedLock ?? undefined);
         // The common handoff: nobody else waits here, and the entry is in use. Every step

@@ -138,7 +138,8 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
     giveBack(backend, entry, opened);
     return tryOnly ? Promise.resolve(null) : timedOutNow(entry, options);
   }
-  if (!once && backend.trySync !== undefined && entry.free(options.shared)) {
+  // (An entry of an older copy of this package, sharing the registry, has no attemptNow().)
+  if (!once && backend.trySync !== undefined && typeof entry.attemptNow === 'function' && entry.free(options.shared)) {
     // Nobody in this process holds or awaits it: try before making a waiter, so that an
     // uncontended acquire costs no waiter, timer or deferred grant. Held elsewhere, the
     // handle goes on to the waiter.

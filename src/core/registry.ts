@@ -10,7 +10,12 @@ import type { LockEntry } from './lock-entry';
  */
 export interface Registry {
   readonly version: 2;
-  /** One entry per lock, by the backend's key. */
+  /**
+   * One entry per lock, by the backend's key. An unused entry may stay until the next turn
+   * (LockEntry.forgetIfUnused()); LockEntry.for() replaces one that names the key by
+   * another path, target or backend (a deleted file's inode reused, a hard link). Every
+   * copy that shares this version of the registry does both.
+   */
   readonly entries: Map<string, LockEntry>;
   /** The locks held by the enclosing withLock() calls of the current async context, by key. */
   readonly context: AsyncLocalStorage<ReadonlyMap<string, Hold>>;
