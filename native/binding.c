@@ -120,9 +120,6 @@ typedef struct {
   char *path;    /* for the identity check right after the grant */
 } wait_t;
 
-/* The data of the call that wakes the event loop before the result is known. */
-static char early_wake;
-
 /* Called with h->mu held; returns whether the caller must free h. */
 static int handle_unref_locked(handle_t *h) {
   return --h->refs == 0;
@@ -349,7 +346,7 @@ static void wait_thread(void *arg) {
      * (waking an idle loop takes far longer than one lstat). The wake delivers
      * nothing by itself: wait_deliver() waits for the result below. */
     sf_mutex_lock(h->mu);
-    if (!w->tsfn_gone) w->woken = napi_call_threadsafe_function(w->tsfn, &early_wake, napi_tsfn_nonblocking) == napi_ok;
+    if (!w->tsfn_gone) w->woken = napi_call_threadsafe_function(w->tsfn, NULL, napi_tsfn_nonblocking) == napi_ok;
     sf_mutex_unlock(h->mu);
     /* The identity check runs here, off the event loop, while the lock is held:
      * 0 then means granted on the file the path still names. On any other code
@@ -374,7 +371,7 @@ static void wait_thread(void *arg) {
   w->finished = 1;
   if (!w->tsfn_gone) {
     /* Unless the early wake is still queued (it then delivers the result), deliver it. */
-    if (!w->woken || w->loop_came_early) napi_call_threadsafe_function(w->tsfn, (void *)(intptr_t)r, napi_tsfn_nonblocking);
+    if (!w->woken || w->loop_came_early) napi_call_threadsafe_function(w->tsfn, NULL, napi_tsfn_nonblocking);
     napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
   }
   sf_mutex_unlock(h->mu);
@@ -383,16 +380,15 @@ static void wait_thread(void *arg) {
 
 static void wait_deliver(napi_env env, napi_value callback, void *context, void *data) {
   if (env == NULL) return;
+  (void)data;
   wait_t *w = context;
-  int r = (int)(intptr_t)data;
-  if (data == &early_wake) {
-    sf_mutex_lock(w->h->mu);
-    int finished = w->finished;
-    if (finished) r = w->result;
-    else w->loop_came_early = 1; /* the thread delivers it once final */
-    sf_mutex_unlock(w->h->mu);
-    if (!finished) return;
-  }
+  /* An early wake (see wait_thread) may come before the result is final: the
+   * thread then calls again once it is. */
+  sf_mutex_lock(w->h->mu);
+  int finished = w->finished, r = w->result;
+  if (!finished) w->loop_came_early = 1;
+  sf_mutex_unlock(w->h->mu);
+  if (!finished) return;
   w->inst->waits_in_flight--;
   napi_value undefined, argv[2];
   NAPI_BUG(napi_get_undefined(env, &undefined));

@@ -72,10 +72,13 @@ export class Hold<H = unknown> {
    * Makes the hold live at its grant: only what the acquirer may look at once it resumes.
    * Every step on a just-woken event loop touches cold memory, so the rest waits for
    * announce(). `waitingSince`: epoch ms the acquire started waiting, or null for one
-   * that never waited; `at`: epoch ms of the grant.
+   * that never waited; `grantedAt`: epoch ms of the grant where the backend knows it. A
+   * backend's clock may read a little behind ours (a coarse one): a grant is never
+   * stamped before its request.
    */
-  begin(waitingSince: number | null, data?: unknown, at = Date.now()): this {
-    this.acquiredAt = at;
+  begin(waitingSince: number | null, data?: unknown, grantedAt?: number): this {
+    const now = grantedAt ?? Date.now();
+    this.acquiredAt = waitingSince === null ? now : Math.max(now, waitingSince);
     this.waitedMs = waitingSince === null ? 0 : this.acquiredAt - waitingSince;
     if (data !== undefined) this.data = data;
     this.entry.holds.add(this);

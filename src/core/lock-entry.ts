@@ -347,9 +347,7 @@ export class LockEntry<H = unknown> {
       if (outcome === GRANTED) {
         this.remove(waiter);
         // Every path that makes a waiter the backend waiter prepares it.
-        // The backend's clock may read a little behind ours (a coarse one): never before the request.
-        const at = grantedAt === undefined ? Date.now() : Math.max(grantedAt, waiter.enqueuedAt);
-        const hold = (preparedHold as Hold<H>).begin(waiter.enqueuedAt, grantData, at);
+        const hold = (preparedHold as Hold<H>).begin(waiter.enqueuedAt, grantData, grantedAt);
         waiter.handle = null;
         waiter.grant(hold, preparedLock ?? undefined);
         // The common handoff: nobody else waits here, and the entry is in use. Every step

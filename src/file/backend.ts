@@ -18,35 +18,35 @@ const MAX_REOPENS = 64;
 
 
 /**
- * True when the waiter now holds the kernel lock through its descriptor, false when
+ * True when the attempt now holds the kernel lock through its descriptor, false when
  * another descriptor holds it (the descriptor stays open for the wait). Opens the lock
  * file if needed, and after locking re-checks that the path still names the locked file.
  */
-function trySync(_entry: LockEntry<NativeHandle>, waiter: Attempt<NativeHandle>): boolean {
-  const options = waiter.options as ResolvedOptions;
+function trySync(_entry: LockEntry<NativeHandle>, attempt: Attempt<NativeHandle>): boolean {
+  const options = attempt.options as ResolvedOptions;
   const { lockPath } = options;
   for (let reopens = 0; ; reopens++) {
-    if (waiter.handle === null) {
+    if (attempt.handle === null) {
       const opened = binding.open(lockPath, options.fileMode, true);
       if (!isHandle(opened)) throw lockFailure(opened, 'open', lockPath);
-      waiter.handle = opened;
+      attempt.handle = opened;
     }
-    const code = binding.tryLock(waiter.handle, options.shared);
+    const code = binding.tryLock(attempt.handle, options.shared);
     if (code === binding.WOULD_BLOCK) return false;
-    if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', lockPath));
-    if (stillNamed(waiter)) return true;
+    if (code !== 0) throw closing(attempt, lockFailure(code, 'flock', lockPath));
+    if (stillNamed(attempt)) return true;
     if (reopens >= MAX_REOPENS) throw lockFailure(binding.REPLACED, 'open', lockPath);
   }
 }
 
-function closeHandle(waiter: Attempt<NativeHandle>): void {
-  if (waiter.handle !== null) binding.close(waiter.handle);
-  waiter.handle = null;
+function closeHandle(attempt: Attempt<NativeHandle>): void {
+  if (attempt.handle !== null) binding.close(attempt.handle);
+  attempt.handle = null;
 }
 
-/** `error`, once the waiter's descriptor is closed (the contract for a failed try or wait). */
-function closing(waiter: Attempt<NativeHandle>, error: Error): Error {
-  closeHandle(waiter);
+/** `error`, once the attempt's descriptor is closed (the contract for a failed try or wait). */
+function closing(attempt: Attempt<NativeHandle>, error: Error): Error {
+  closeHandle(attempt);
   return error;
 }
 
@@ -54,11 +54,11 @@ function closing(waiter: Attempt<NativeHandle>, error: Error): Error {
  * After locking: does the path still name the locked file? If it was
  * unlinked or replaced, the lock protects nothing; close and reopen.
  */
-function stillNamed(waiter: Attempt<NativeHandle>): boolean {
-  const { lockPath } = waiter.options;
-  const code = binding.sameFile(waiter.handle as NativeHandle, lockPath);
+function stillNamed(attempt: Attempt<NativeHandle>): boolean {
+  const { lockPath } = attempt.options;
+  const code = binding.sameFile(attempt.handle as NativeHandle, lockPath);
   if (code === 0) return true;
-  closeHandle(waiter);
+  closeHandle(attempt);
   if (code !== binding.REPLACED) throw lockFailure(code, 'stat', lockPath);
   debug('%s was replaced while locking; reopening', lockPath);
   return false;
