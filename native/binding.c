@@ -547,6 +547,36 @@ static napi_value js_path_key(napi_env env, napi_callback_info info) {
   return key_or_code(env, r, key);
 }
 
+/* replaceFile(temp, path, text, mode): identity text of the new file ("" when the
+ * filesystem has none) | negative code */
+static napi_value js_replace_file(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  ASSERT(get_args(env, info, 4, argv, NULL) == 4);
+  int32_t mode = 0;
+  ASSERT(napi_get_value_int32(env, argv[3], &mode) == napi_ok);
+  char *temp = get_utf8(env, argv[0]);
+  char *path = get_utf8(env, argv[1]);
+  char *text = get_utf8(env, argv[2]);
+  char key[SF_KEY_MAX];
+  int r = temp == NULL || path == NULL || text == NULL ? SF_NO_MEMORY : sf_replace_file(temp, path, text, strlen(text), mode, key);
+  free(temp);
+  free(path);
+  free(text);
+  return key_or_code(env, r, key);
+}
+
+/* removeIfSame(path, key): 0 | REPLACED | negative code */
+static napi_value js_remove_if_same(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  ASSERT(get_args(env, info, 2, argv, NULL) == 2);
+  char *path = get_utf8(env, argv[0]);
+  char *key = get_utf8(env, argv[1]);
+  int r = path == NULL || key == NULL ? SF_NO_MEMORY : sf_remove_if_same(path, key);
+  free(path);
+  free(key);
+  return make_int(env, r);
+}
+
 /* setInheritable(h, inheritable: boolean): native descriptor number | negative code */
 static napi_value js_set_inheritable(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -622,6 +652,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sameFile", js_same_file},
       {"fileKey", js_file_key},
       {"pathKey", js_path_key},
+      {"replaceFile", js_replace_file},
+      {"removeIfSame", js_remove_if_same},
       {"setInheritable", js_set_inheritable},
       {"errorName", js_error_name},
       {"errorErrno", js_error_errno},
@@ -641,7 +673,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"CANCELLED", SF_CANCELLED},
       {"NOT_REGULAR", SF_NOT_REGULAR},
       /* Bumped whenever the functions above change shape; src/file/binding.ts refuses another. */
-      {"INTERFACE_VERSION", 5},
+      {"INTERFACE_VERSION", 6},
   };
   for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
     NAPI_TRY(napi_set_named_property(env, exports, constants[i].name, make_int(env, constants[i].value)), (void)0);

@@ -9,6 +9,7 @@
 #ifndef SESSION_FLOCK_H
 #define SESSION_FLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define SF_WOULD_BLOCK (-0x7f000001) /* the lock is held by another descriptor */
@@ -64,6 +65,18 @@ int sf_close(sf_file_t *f);
 #define SF_KEY_MAX 64
 int sf_file_key(sf_file_t *f, char *out);
 int sf_path_key(const char *path, char *out);
+
+/* Writes `len` bytes of `data` to a new file `temp` (permissions `mode`; an
+ * existing `temp` is refused with EEXIST and left alone), then renames it over
+ * `path`, so a reader of `path` sees the old file or the whole new one. Writes
+ * the new file's identity, as sf_path_key() gives it, to `key` and returns its
+ * length; on failure returns a negative code with `temp` removed. */
+int sf_replace_file(const char *temp, const char *path, const char *data, size_t len, int mode, char *key);
+
+/* Removes `path` if it names the file whose identity sf_replace_file() gave as
+ * `key`: 0 when removed, SF_REPLACED when it names another file or nothing. On
+ * POSIX the check and the unlink are two calls; on Windows one handle. */
+int sf_remove_if_same(const char *path, const char *key);
 
 /* The OS-level descriptor (fd or HANDLE) for inheriting into a child. */
 intptr_t sf_native_handle(sf_file_t *f);

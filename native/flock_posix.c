@@ -182,6 +182,40 @@ int sf_path_key(const char *path, char *out) {
   return sf_key_of(st.st_dev, st.st_ino, out);
 }
 
+int sf_replace_file(const char *temp, const char *path, const char *data, size_t len, int mode, char *key) {
+  int fd;
+  do {
+    fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, (mode_t)mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return -errno;
+  struct stat st;
+  int r = fstat(fd, &st) == 0 ? 0 : -errno;
+  for (size_t done = 0; r == 0 && done < len;) {
+    ssize_t n = write(fd, data + done, len - done);
+    if (n > 0) done += (size_t)n;
+    else if (n == 0) r = -EIO;
+    else if (errno != EINTR) r = -errno;
+  }
+  if (close(fd) != 0 && errno != EINTR && r == 0) r = -errno;
+  if (r == 0 && rename(temp, path) != 0) r = -errno;
+  if (r != 0) {
+    unlink(temp);
+    return r;
+  }
+  key[0] = '\0';
+  return sf_key_of(st.st_dev, st.st_ino, key);
+}
+
+int sf_remove_if_same(const char *path, const char *key) {
+  char named[SF_KEY_MAX] = "";
+  int r = sf_path_key(path, named);
+  if (r == -ENOENT) return SF_REPLACED;
+  if (r < 0) return r;
+  if (strcmp(named, key) != 0) return SF_REPLACED;
+  if (unlink(path) == 0) return 0;
+  return errno == ENOENT ? SF_REPLACED : -errno;
+}
+
 int sf_close(sf_file_t *f) {
   int r = close(f->fd);
   int err = errno;

@@ -386,6 +386,64 @@ int sf_path_key(const char *path, char *out) {
   return r;
 }
 
+int sf_replace_file(const char *temp, const char *path, const char *data, size_t len, int mode, char *key) {
+  wchar_t *wtemp = NULL, *wpath = NULL;
+  int r = sf_wide_path(temp, &wtemp);
+  if (r == 0) r = sf_wide_path(path, &wpath);
+  if (r != 0) {
+    free(wtemp);
+    return r;
+  }
+  /* Like libuv (and sf_open): a file created without an owner write bit is read-only. */
+  HANDLE h = CreateFileW(wtemp, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, CREATE_NEW,
+                         (mode & 0200) ? FILE_ATTRIBUTE_NORMAL : FILE_ATTRIBUTE_READONLY, NULL);
+  if (h == INVALID_HANDLE_VALUE) {
+    r = sf_last_error();
+    free(wtemp);
+    free(wpath);
+    return r;
+  }
+  key[0] = '\0';
+  int key_len = sf_key_of(h, key);
+  r = key_len < 0 ? key_len : 0;
+  for (size_t done = 0; r == 0 && done < len;) {
+    DWORD n = 0;
+    DWORD chunk = len - done > 0x40000000 ? 0x40000000 : (DWORD)(len - done);
+    if (!WriteFile(h, data + done, chunk, &n, NULL)) r = sf_last_error();
+    else if (n == 0) r = -(int)ERROR_WRITE_FAULT;
+    else done += n;
+  }
+  if (!CloseHandle(h) && r == 0) r = sf_last_error();
+  if (r == 0 && !MoveFileExW(wtemp, wpath, MOVEFILE_REPLACE_EXISTING)) r = sf_last_error();
+  if (r != 0) DeleteFileW(wtemp);
+  free(wtemp);
+  free(wpath);
+  return r != 0 ? r : key_len;
+}
+
+int sf_remove_if_same(const char *path, const char *key) {
+  wchar_t *w = NULL;
+  int r = sf_wide_path(path, &w);
+  if (r != 0) return r;
+  /* The identity check and the delete go through one handle: nothing can replace the file in between. */
+  HANDLE named = CreateFileW(w, DELETE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
+                             FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+  DWORD err = named == INVALID_HANDLE_VALUE ? GetLastError() : 0;
+  free(w);
+  if (named == INVALID_HANDLE_VALUE) {
+    return (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) ? SF_REPLACED : sf_fold_os_error((int)err);
+  }
+  char now[SF_KEY_MAX] = "";
+  r = sf_key_of(named, now);
+  if (r >= 0) {
+    FILE_DISPOSITION_INFO disposition = {TRUE};
+    if (strcmp(now, key) != 0) r = SF_REPLACED;
+    else r = SetFileInformationByHandle(named, FileDispositionInfo, &disposition, sizeof disposition) ? 0 : sf_last_error();
+  }
+  CloseHandle(named);
+  return r;
+}
+
 int sf_close(sf_file_t *f) {
   /* Closing releases the locks, but the docs warn that this may happen only
    * after a while ("depends upon available system resources"): let go first. */

@@ -178,6 +178,36 @@ describe('holder record and diagnostics', () => {
     expect(fs.existsSync(lock.lockPath)).toBe(true); // lock files are never deleted
   });
 
+  it('records exactly this process and this grant, whatever the owner and the title hold', async () => {
+    const target = path.join(tempDir(), 's.jsonl');
+    const title = process.title;
+    try {
+      for (const [owner, newTitle] of [
+        ['quote " back\\ slash', title],
+        ['line\nbreak \u2028 \u0000 é 🔒', 'retitled "node"'],
+        [undefined, title],
+      ] as const) {
+        process.title = newTitle;
+        const lock = await acquire(target, { owner, shared: owner === undefined });
+        const text = fs.readFileSync(`${lock.lockPath}.json`, 'utf8');
+        expect(text.endsWith('}\n')).toBe(true);
+        expect(JSON.parse(text)).toEqual({
+          pid: process.pid,
+          hostname: os.hostname(),
+          owner: owner ?? null,
+          mode: owner === undefined ? 'shared' : 'exclusive',
+          acquiredAt: lock.acquiredAt,
+          process: { argv0: process.argv0, title: process.title },
+          node: process.version,
+          nonce: expect.stringMatching(/^[0-9a-f]{12}-[0-9a-z]+$/),
+        });
+        await lock.release();
+      }
+    } finally {
+      process.title = title;
+    }
+  });
+
   it('never reads the record to decide: a hostile record neither blocks nor breaks an acquire', async () => {
     const target = path.join(tempDir(), 's.jsonl');
     fs.writeFileSync(`${target}.lock.json`, '{"pid": 1, "owner": "not really"}');

@@ -10,7 +10,7 @@ import { lockFailure } from './failure';
 import { kernelHolders } from './inspect';
 import type { ResolvedOptions } from './options';
 import { procCommand } from './proc-locks';
-import { clearRecord, type HolderRecord, makeRecord, newNonce, readRecord, recordPathFor, type WrittenRecord, writeRecord } from './record';
+import { clearRecord, type HolderRecord, newNonce, readRecord, recordPathFor, recordText, type WrittenRecord, writeRecord } from './record';
 import { hostName } from '../core/host';
 
 /** How often an acquire reopens a lock file that was replaced under it before giving up. */
@@ -88,7 +88,9 @@ function release(hold: Hold<NativeHandle>): void {
 function granted(hold: Hold<NativeHandle>): void {
   const options = hold.options as ResolvedOptions;
   if (!options.record || hold.data !== undefined) return;
-  hold.data = writeRecord(recordPathFor(options.lockPath), makeRecord(options.owner, options.shared, hold.acquiredAt, newNonce()), options.fileMode);
+  const nonce = newNonce();
+  const text = recordText(options.owner, options.shared, hold.acquiredAt, nonce);
+  hold.data = writeRecord(recordPathFor(options.lockPath), text, nonce, options.fileMode);
 }
 
 /**

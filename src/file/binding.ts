@@ -35,6 +35,13 @@ export interface RawBinding {
   fileKey(handle: NativeHandle): string | number;
   /** The same identity for the file `path` itself names (a symlink is not followed), or a negative code. */
   pathKey(path: string): string | number;
+  /**
+   * Writes `text` to the new file `temp` (EEXIST if it exists) and renames it over `path`:
+   * the new file's identity as pathKey() gives it, or a negative code with `temp` removed.
+   */
+  replaceFile(temp: string, path: string, text: string, mode: number): string | number;
+  /** Removes `path` if it names the file of `key` (from replaceFile()): 0, REPLACED (another file or none), or a negative code. */
+  removeIfSame(path: string, key: string): number;
   /** Returns the OS descriptor (fd or HANDLE value) or a negative code. */
   setInheritable(handle: NativeHandle, inheritable: boolean): number;
   errorName(code: number): string | undefined;
@@ -48,7 +55,7 @@ export interface RawBinding {
 }
 
 /** The shape of the addon this TypeScript was written against (native/binding.c). */
-const INTERFACE_VERSION = 5;
+const INTERFACE_VERSION = 6;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 

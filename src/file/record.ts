@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { debug } from '../core/observe';
 import { sweepStaleTemps, tempPathFor } from './record-temps';
 import { hostName } from '../core/host';
+import { binding } from './binding';
 
 /**
  * The JSON sidecar a holder writes after it holds the lock. Diagnostics only:
@@ -37,53 +38,52 @@ export function newNonce(): string {
   return `${noncePrefix}-${(++nonceCounter).toString(36)}`;
 }
 
-export function makeRecord(owner: string | null, shared: boolean, acquiredAt: number, nonce: string): HolderRecord {
-  return {
-    pid: process.pid,
-    hostname: hostName(),
-    owner,
-    mode: shared ? 'shared' : 'exclusive',
-    acquiredAt,
-    process: { argv0: process.argv0, title: process.title },
-    node: process.version,
-    nonce,
+/** The fields of a record that a process does not change while it runs, as JSON. */
+let fixedFields: { pid: string; hostname: string; argv0: string; node: string } | undefined;
+let lastTitle: { raw: string; json: string } = { raw: '', json: '""' };
+
+/**
+ * A HolderRecord of this process as one line of JSON, without building the object or
+ * escaping the same strings again on every acquire: only the owner, the title (which a
+ * process may change) and the grant's own fields are formatted each time.
+ */
+export function recordText(owner: string | null, shared: boolean, acquiredAt: number, nonce: string): string {
+  fixedFields ??= {
+    pid: JSON.stringify(process.pid),
+    hostname: JSON.stringify(hostName()),
+    argv0: JSON.stringify(process.argv0),
+    node: JSON.stringify(process.version),
   };
+  const title = process.title;
+  if (title !== lastTitle.raw) lastTitle = { raw: title, json: JSON.stringify(title) };
+  const f = fixedFields;
+  return (
+    `{"pid":${f.pid},"hostname":${f.hostname},"owner":${owner === null ? 'null' : JSON.stringify(owner)},` +
+    `"mode":"${shared ? 'shared' : 'exclusive'}","acquiredAt":${JSON.stringify(acquiredAt)},` +
+    `"process":{"argv0":${f.argv0},"title":${lastTitle.json}},"node":${f.node},"nonce":${JSON.stringify(nonce)}}\n`
+  );
 }
 
 /** The record a holder wrote, as the file it became: what clearRecord() checks before removing. */
 export interface WrittenRecord {
   readonly path: string;
-  readonly dev: number;
-  readonly ino: number;
+  /** The written file's identity (binding.replaceFile()). */
+  readonly key: string;
 }
 
 /**
- * Replaces the record atomically (temp file + rename), then removes temp records that dead
- * writers left beside it (see sweepStaleTemps). Failures are logged, never thrown: the lock
- * is held either way. Returns the written file's identity, or null.
+ * Replaces the record atomically (temp file + rename, in one addon call), then removes temp
+ * records that dead writers left beside it (see sweepStaleTemps). Failures are logged, never
+ * thrown: the lock is held either way. Returns the written file's identity, or null.
  */
-export function writeRecord(recordPath: string, record: HolderRecord, fileMode: number): WrittenRecord | null {
-  const temp = tempPathFor(recordPath, record.nonce);
-  let fd = -1;
-  try {
-    fd = fs.openSync(temp, 'wx', fileMode);
-    const { dev, ino } = fs.fstatSync(fd);
-    fs.writeSync(fd, JSON.stringify(record) + '\n');
-    fs.closeSync(fd);
-    fd = -1;
-    fs.renameSync(temp, recordPath);
-    sweepStaleTemps(recordPath);
-    return { path: recordPath, dev, ino };
-  } catch (error) {
-    debug('could not write holder record %s: %s', recordPath, (error as Error).message);
-    try {
-      if (fd >= 0) fs.closeSync(fd);
-      fs.unlinkSync(temp);
-    } catch {
-      /* it was never created */
-    }
+export function writeRecord(recordPath: string, text: string, nonce: string, fileMode: number): WrittenRecord | null {
+  const key = binding.replaceFile(tempPathFor(recordPath, nonce), recordPath, text, fileMode);
+  if (typeof key !== 'string') {
+    debug('could not write holder record %s: %s', recordPath, binding.errorName(key) ?? key);
     return null;
   }
+  sweepStaleTemps(recordPath);
+  return { path: recordPath, key };
 }
 
 /**
@@ -91,19 +91,14 @@ export function writeRecord(recordPath: string, record: HolderRecord, fileMode: 
  * before the kernel unlock, so the next holder (here or in another process) is woken
  * first. The record is removed only while the path still names the very file this holder
  * wrote (a later holder, or another shared holder, replaces it with a new file through
- * rename). A later holder that renames its record in between the check and the unlink
- * loses it: its hold then shows without a record (inspect and status name it from the
- * kernel), which is incomplete but never false. Never throws.
+ * rename). On POSIX, a later holder that renames its record in between the check and the
+ * unlink loses it: its hold then shows without a record (inspect and status name it from
+ * the kernel), which is incomplete but never false. Never throws.
  */
 export function clearRecord(written: WrittenRecord): void {
-  try {
-    const now = fs.lstatSync(written.path, { throwIfNoEntry: false });
-    if (now === undefined || now.ino !== written.ino || now.dev !== written.dev) return;
-    fs.unlinkSync(written.path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      debug('could not remove holder record %s: %s', written.path, (error as Error).message);
-    }
+  const code = binding.removeIfSame(written.path, written.key);
+  if (code !== 0 && code !== binding.REPLACED) {
+    debug('could not remove holder record %s: %s', written.path, binding.errorName(code) ?? code);
   }
 }
 

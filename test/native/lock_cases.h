@@ -4,6 +4,7 @@
 #ifndef SF_LOCK_CASES_H
 #define SF_LOCK_CASES_H
 
+#include <string.h>
 #include <time.h>
 
 static sf_file_t *must_open(const char *path) {
@@ -76,6 +77,50 @@ static void test_keys(void) {
   sf_close(a);
   sf_close(b);
   sf_close(c);
+}
+
+static size_t read_small_file(const char *path, char *buf, size_t size) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return 0;
+  size_t got = fread(buf, 1, size - 1, f);
+  fclose(f);
+  buf[got] = '\0';
+  return got;
+}
+
+/* A record goes in through a temp file and out only while the path names the file written. */
+static void test_replace_and_remove(void) {
+  char path[320], temp[320], first[SF_KEY_MAX], second[SF_KEY_MAX], named[SF_KEY_MAX], buf[64];
+  path_in_dir(path, "rec.json");
+  path_in_dir(temp, "rec.json.tmp");
+  int n = sf_replace_file(temp, path, "{\"a\":1}\n", 8, 0600, first);
+  CHECK_TRUE(n > 0 && n < SF_KEY_MAX);
+  CHECK_EQ(sf_path_key(path, named), n);
+  CHECK_EQ(strcmp(named, first), 0);
+  CHECK_NAME(sf_path_key(temp, named), "ENOENT");
+  CHECK_EQ(read_small_file(path, buf, sizeof buf), 8);
+  CHECK_EQ(strcmp(buf, "{\"a\":1}\n"), 0);
+
+  /* Replaced again: a new file, which the first writer's key does not remove. */
+  CHECK_TRUE(sf_replace_file(temp, path, "{}\n", 3, 0600, second) > 0);
+  CHECK_TRUE(strcmp(first, second) != 0);
+  CHECK_EQ(sf_remove_if_same(path, first), SF_REPLACED);
+  CHECK_EQ(read_small_file(path, buf, sizeof buf), 3);
+  CHECK_EQ(sf_remove_if_same(path, second), 0);
+  CHECK_NAME(sf_path_key(path, named), "ENOENT");
+  CHECK_EQ(sf_remove_if_same(path, second), SF_REPLACED);
+
+  /* A temp name already taken (another writer's) is refused and left alone. */
+  FILE *taken = fopen(temp, "wb");
+  CHECK_TRUE(taken != NULL);
+  if (taken != NULL) {
+    fputs("x", taken);
+    fclose(taken);
+  }
+  CHECK_NAME(sf_replace_file(temp, path, "{}\n", 3, 0600, first), "EEXIST");
+  CHECK_EQ(read_small_file(temp, buf, sizeof buf), 1);
+  CHECK_NAME(sf_path_key(path, named), "ENOENT");
+  remove(temp);
 }
 
 /* The grant time a wait thread reports: whole ms, on the clock time() and Date.now() read. */
