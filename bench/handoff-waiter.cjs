@@ -23,10 +23,10 @@ let callbackAt = 0n;
 bindingModule.binding.errorName(0); // loads the addon: the module's `binding` is now the addon itself
 const addon = bindingModule.binding;
 const waitLock = addon.waitLock;
-addon.waitLock = (handle, shared, file, done) =>
-  waitLock.call(addon, handle, shared, file, (code, grantedAt) => {
+addon.waitLock = (handle, shared, file, context, done) =>
+  waitLock.call(addon, handle, shared, file, context, function (...args) {
     callbackAt = now();
-    done(code, grantedAt);
+    done.apply(this, args);
   });
 
 const waits = {
@@ -41,7 +41,7 @@ const waits = {
   binding() {
     return new Promise((resolve) => {
       const handle = addon.open(lockPath, 0o600, true);
-      waitLock.call(addon, handle, false, lockPath, () => {
+      waitLock.call(addon, handle, false, lockPath, {}, () => {
         const t = now();
         callbackAt = t;
         addon.close(handle);

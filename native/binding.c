@@ -108,6 +108,9 @@ typedef struct {
   handle_t *h;
   instance_t *inst;
   napi_threadsafe_function tsfn;
+  /* The caller's context, `this` of the completion callback; JS thread only. */
+  napi_ref context;
+  double id;     /* the handle's id, the callback's first argument */
   int refs;      /* the thread and the tsfn finalizer */
   int shared;
   /* Under h->mu: */
@@ -390,36 +393,46 @@ static void wait_deliver(napi_env env, napi_value callback, void *context, void 
   sf_mutex_unlock(w->h->mu);
   if (!finished) return;
   w->inst->waits_in_flight--;
-  napi_value undefined, argv[2];
-  NAPI_BUG(napi_get_undefined(env, &undefined));
-  argv[0] = make_int(env, r);
+  napi_value recv = NULL, argv[4];
+  napi_status got = napi_get_reference_value(env, w->context, &recv);
+  napi_delete_reference(env, w->context);
+  w->context = NULL;
+  /* These, and the call, fail only when no JavaScript can run any more: the
+   * env's cleanup hook then closes the descriptor, and nothing is left to tell. */
+  if (got != napi_ok || recv == NULL) return;
+  NAPI_BUG(napi_create_double(env, w->id, &argv[0]));
+  argv[1] = make_int(env, r);
   /* The grant's time from the wait thread: reading the clock on an event loop
    * that just woke up costs more than the rest of the handoff's JavaScript. */
-  NAPI_BUG(napi_create_double(env, r == 0 ? w->granted_at : 0, &argv[1]));
-  /* Fails only when no JavaScript can run any more: the env's cleanup hook
-   * then closes the descriptor, and nothing is left to tell. */
-  napi_call_function(env, undefined, callback, 2, argv, NULL);
+  NAPI_BUG(napi_create_double(env, r == 0 ? w->granted_at : 0, &argv[2]));
+  if (r == 0) NAPI_BUG(napi_get_undefined(env, &argv[3]));
+  else if (napi_create_string_utf8(env, w->path, NAPI_AUTO_LENGTH, &argv[3]) != napi_ok) return;
+  napi_call_function(env, recv, callback, 4, argv, NULL);
 }
 
 static void wait_tsfn_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
   (void)hint;
   wait_t *w = data;
+  /* Never delivered (the env is going away): the context is let go here. */
+  if (w->context != NULL && env != NULL) napi_delete_reference(env, w->context);
+  w->context = NULL;
   sf_mutex_lock(w->h->mu);
   w->tsfn_gone = 1;
   sf_mutex_unlock(w->h->mu);
   wait_release(w);
 }
 
-/* waitLock(h, shared: boolean, path: string, done: (code: number, grantedAt: number) => void): 0 | negative code.
- * The wait runs on its own thread and does not keep the event loop alive.
- * `done` gets 0 (granted, and `path` still names the file), REPLACED (granted
- * on a file that was unlinked or replaced: close and retry), CANCELLED, or an
- * error; with 0, `grantedAt` is the epoch ms of the grant (else 0). */
+/* waitLock(h, shared: boolean, path: string, context, done): 0 | negative code.
+ * The wait runs on its own thread and does not keep the event loop alive. It
+ * ends with done.call(context, h, code, grantedAt, path): one function can serve
+ * every wait, and no closure is made per wait. `code` is 0 (granted, and `path`
+ * still names the file), REPLACED (granted on a file that was unlinked or
+ * replaced: close and retry), CANCELLED, or an error; with 0, `grantedAt` is
+ * the epoch ms of the grant and `path` is undefined, else 0 and the path. */
 static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
+  napi_value argv[5];
   instance_t *inst;
-  ASSERT(get_args(env, info, 4, argv, &inst) == 4);
+  ASSERT(get_args(env, info, 5, argv, &inst) == 5);
   HANDLE_ARG(0, SF_CANCELLED);
   bool shared = false;
   ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
@@ -441,10 +454,14 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
   w->inst = inst;
   w->shared = shared;
   w->refs = 2;
+  ASSERT(napi_get_value_double(env, argv[0], &w->id) == napi_ok);
   napi_value name;
 #define UNDO_WAIT (free(w->path), free(w))
   NAPI_TRY(napi_create_string_utf8(env, "session-flock:wait", NAPI_AUTO_LENGTH, &name), UNDO_WAIT);
-  NAPI_TRY(napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, w, wait_tsfn_finalize, w,
+  NAPI_TRY(napi_create_reference(env, argv[3], 1, &w->context), UNDO_WAIT);
+#undef UNDO_WAIT
+#define UNDO_WAIT (napi_delete_reference(env, w->context), free(w->path), free(w))
+  NAPI_TRY(napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, w, wait_tsfn_finalize, w,
                                            wait_deliver, &w->tsfn),
            UNDO_WAIT);
 #undef UNDO_WAIT
@@ -673,7 +690,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"CANCELLED", SF_CANCELLED},
       {"NOT_REGULAR", SF_NOT_REGULAR},
       /* Bumped whenever the functions above change shape; src/file/binding.ts refuses another. */
-      {"INTERFACE_VERSION", 6},
+      {"INTERFACE_VERSION", 7},
   };
   for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
     NAPI_TRY(napi_set_named_property(env, exports, constants[i].name, make_int(env, constants[i].value)), (void)0);

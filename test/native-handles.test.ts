@@ -39,7 +39,7 @@ describe.runIf(flockBinary !== null)('native handle ids', () => {
     expect(binding.sameFile(stale, second)).toBe(binding.CANCELLED);
     expect(binding.fileKey(stale)).toBe(binding.CANCELLED);
     expect(binding.setInheritable(stale, true)).toBe(binding.CANCELLED);
-    expect(binding.waitLock(stale, false, second, () => {})).toBe(binding.CANCELLED);
+    expect(binding.waitLock(stale, false, second, {}, () => {})).toBe(binding.CANCELLED);
     expect(binding.unlock(stale)).toBe(0);
     expect(binding.close(stale)).toBe(0);
     for (const bogus of [0, -1, 0.5, live + 0.5, live + 1, 2 ** 52, 2 ** 53, Number.NaN, Infinity]) {

@@ -64,15 +64,17 @@ function stillNamed(attempt: Attempt<NativeHandle>): boolean {
   return false;
 }
 
+/** The one completion callback of every wait (see binding.waitLock): `this` is the wait's entry. */
+function waitEnded(this: LockEntry<NativeHandle>, handle: NativeHandle, code: number, grantedAt: number, path: string | undefined): void {
+  if (code === 0) return this.waitSettled(handle, GRANTED, undefined, grantedAt);
+  // Closing lets go of a grant on a replaced file (and of a late grant after a cancel).
+  binding.close(handle);
+  this.waitSettled(handle, code === binding.REPLACED ? RETRY : lockFailure(code, 'flock', path as string));
+}
+
 function startWait(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): void {
-  const handle = waiter.handle as NativeHandle;
   const { lockPath, shared } = waiter.options;
-  const code = binding.waitLock(handle, shared, lockPath, (result, grantedAt) => {
-    if (result === 0) return entry.waitSettled(handle, GRANTED, undefined, grantedAt);
-    // Closing lets go of a grant on a replaced file (and of a late grant after a cancel).
-    binding.close(handle);
-    entry.waitSettled(handle, result === binding.REPLACED ? RETRY : lockFailure(result, 'flock', lockPath));
-  });
+  const code = binding.waitLock(waiter.handle as NativeHandle, shared, lockPath, entry, waitEnded);
   if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', lockPath));
 }
 

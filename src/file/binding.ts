@@ -13,6 +13,9 @@ export function isHandle(opened: number): opened is NativeHandle {
   return opened > 0;
 }
 
+/** The completion callback of binding.waitLock(). */
+export type WaitDone<C> = (this: C, handle: NativeHandle, code: number, grantedAt: number, path: string | undefined) => void;
+
 /**
  * The raw addon, exactly as native/binding.c exports it. Functions return 0 or
  * a negative code rather than throwing; the public layer turns codes into errors.
@@ -21,12 +24,15 @@ export interface RawBinding {
   open(path: string, mode: number, create: boolean): number;
   tryLock(handle: NativeHandle, shared: boolean): number;
   /**
-   * Starts a blocking wait on an addon thread. `done` receives 0 (granted, and `path`
-   * still names the locked file: the identity check runs on that thread), REPLACED
-   * (granted on a replaced file: close and retry), CANCELLED, or an error code; with 0,
-   * `grantedAt` is when the kernel granted it (epoch ms, as Date.now() counts), else 0.
+   * Starts a blocking wait on an addon thread, which ends with
+   * `done.call(context, handle, code, grantedAt, path)` (one function may serve every
+   * wait: no closure per wait). `code` is 0 (granted, and `path` still names the locked
+   * file: the identity check runs on that thread), REPLACED (granted on a replaced file:
+   * close and retry), CANCELLED, or an error code. With 0, `grantedAt` is when the kernel
+   * granted it (epoch ms, as Date.now() counts) and `path` is undefined; else 0 and the
+   * path the wait was started with.
    */
-  waitLock(handle: NativeHandle, shared: boolean, path: string, done: (code: number, grantedAt: number) => void): number;
+  waitLock<C>(handle: NativeHandle, shared: boolean, path: string, context: C, done: WaitDone<C>): number;
   unlock(handle: NativeHandle): number;
   /** Idempotent. While a wait runs, the close (and the release of a late grant) is left to its thread. Calls with a closed handle return CANCELLED (unlock and close: 0). */
   close(handle: NativeHandle): number;
@@ -55,7 +61,7 @@ export interface RawBinding {
 }
 
 /** The shape of the addon this TypeScript was written against (native/binding.c). */
-const INTERFACE_VERSION = 6;
+const INTERFACE_VERSION = 7;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 
