@@ -68,7 +68,8 @@ int sf_path_key(const char *path, char *out);
 
 /* Writes `len` bytes of `data` to a new file `temp` (permissions `mode`; an
  * existing `temp` is refused with EEXIST and left alone), then renames it over
- * `path`, so a reader of `path` sees the old file or the whole new one. Writes
+ * `path`, so a reader of `path` sees the old file or the whole new one (on
+ * Windows `mode` is ignored: a read-only file could not be replaced). Writes
  * the new file's identity, as sf_path_key() gives it, to `key` and returns its
  * length; on failure returns a negative code with `temp` removed. */
 int sf_replace_file(const char *temp, const char *path, const char *data, size_t len, int mode, char *key);

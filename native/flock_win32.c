@@ -394,9 +394,11 @@ int sf_replace_file(const char *temp, const char *path, const char *data, size_t
     free(wtemp);
     return r;
   }
-  /* Like libuv (and sf_open): a file created without an owner write bit is read-only. */
+  /* `mode` has no Windows meaning here but the read-only attribute, which would only keep
+   * the next writer's rename and this writer's removal from replacing or deleting it. */
+  (void)mode;
   HANDLE h = CreateFileW(wtemp, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, CREATE_NEW,
-                         (mode & 0200) ? FILE_ATTRIBUTE_NORMAL : FILE_ATTRIBUTE_READONLY, NULL);
+                         FILE_ATTRIBUTE_NORMAL, NULL);
   if (h == INVALID_HANDLE_VALUE) {
     r = sf_last_error();
     free(wtemp);

@@ -110,6 +110,13 @@ static void test_replace_and_remove(void) {
   CHECK_NAME(sf_path_key(path, named), "ENOENT");
   CHECK_EQ(sf_remove_if_same(path, second), SF_REPLACED);
 
+  /* Without an owner write bit (a fileMode of 0400) it is still written, replaced and removed. */
+  CHECK_TRUE(sf_replace_file(temp, path, "{}\n", 3, 0400, first) > 0);
+  CHECK_TRUE(sf_replace_file(temp, path, "{ }\n", 4, 0400, second) > 0);
+  CHECK_EQ(read_small_file(path, buf, sizeof buf), 4);
+  CHECK_EQ(sf_remove_if_same(path, second), 0);
+  CHECK_NAME(sf_path_key(path, named), "ENOENT");
+
   /* A temp name already taken (another writer's) is refused and left alone. */
   FILE *taken = fopen(temp, "wb");
   CHECK_TRUE(taken != NULL);
