@@ -1,6 +1,7 @@
 /* C baselines for the benchmark: open + flock(LOCK_EX) + flock(LOCK_UN) + close per
  * lock, the floor any flock-based library pays. Same modes and line protocol as
- * worker.mjs (uncontended | serve | contend), plus serve-thread: the waiter's main
+ * worker.mjs (uncontended | serve | contend), plus uncontended-record (the
+ * holder record's system calls added to each loop) and serve-thread: the waiter's main
  * thread sleeps in epoll_wait while a wait thread blocks in flock and wakes it through
  * an eventfd, which is what an addon over an event loop does at best (libuv's async
  * handles are an eventfd on Linux). Compiled by run.mjs when `cc` exists (Linux). */
@@ -14,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +40,30 @@ static int lock_open(void) {
 static void unlock_close(int fd) {
   flock(fd, LOCK_UN);
   close(fd);
+}
+
+/* The holder record's system calls, as session-flock makes them per hold: a new temp
+ * file (created, checked, written, closed) renamed over the record while locked, and
+ * after the unlock an lstat and an unlink. */
+static char record_path[4200], temp_path[4300];
+static const char record_text[] =
+    "{\"pid\":12345,\"hostname\":\"host\",\"owner\":null,\"mode\":\"exclusive\",\"acquiredAt\":1764655000000,"
+    "\"process\":{\"argv0\":\"node\",\"title\":\"node\"},\"node\":\"v20.20.2\",\"nonce\":\"0123456789ab-1\"}\n";
+
+static void record_write(void) {
+  int fd = open(temp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || write(fd, record_text, sizeof record_text - 1) != (ssize_t)(sizeof record_text - 1)) {
+    perror("record");
+    exit(1);
+  }
+  close(fd);
+  if (rename(temp_path, record_path) != 0) { perror("rename"); exit(1); }
+}
+
+static void record_clear(void) {
+  struct stat st;
+  if (lstat(record_path, &st) == 0) unlink(record_path);
 }
 
 /* One long-lived wait thread (as the addon's pooled ones): each job is open + a
@@ -121,14 +147,20 @@ int main(int argc, char **argv) {
   const char *mode = argv[1];
   snprintf(lock_path, sizeof lock_path, "%s.lock", argv[2]);
   char line[256];
-  if (strcmp(mode, "uncontended") == 0 && argc >= 5) {
+  int with_record = strcmp(mode, "uncontended-record") == 0;
+  if ((with_record || strcmp(mode, "uncontended") == 0) && argc >= 5) {
+    snprintf(record_path, sizeof record_path, "%s.json", lock_path);
+    snprintf(temp_path, sizeof temp_path, "%s.%d.tmp", record_path, (int)getpid());
     long max_iters = atol(argv[3]);
     long long limit = now_ns() + atoll(argv[4]) * 1000000LL;
     for (int i = 0; i < 200; i++) unlock_close(lock_open());
     long long t0 = now_ns();
     long iters = 0;
     while (iters < max_iters) {
-      unlock_close(lock_open());
+      int fd = lock_open();
+      if (with_record) record_write();
+      unlock_close(fd);
+      if (with_record) record_clear();
       iters++;
       if ((iters & 63) == 0 && now_ns() > limit) break;
     }

@@ -3,7 +3,7 @@
 //   npm run bench                 full run (a few minutes), table + bench/results.json
 //   node bench/run.mjs --smoke    tiny counts, no timing claims (CI: keeps the bench from rotting)
 //   node bench/run.mjs --only=session-flock,fs-ext,c-wake   a subset (names as in peers.mjs, plus
-//                                 c, c-wake and node-wake); --scenarios=handoff,uncontended likewise
+//                                 c, c-record, c-wake and node-wake); --scenarios=handoff,uncontended likewise
 // The handoff table also shows the floors no library can beat on this machine: Node's own
 // wake-up (an idle event loop woken by one byte on a Unix socket, promise resolved), C with
 // a wait thread blocked in flock waking an epoll loop through an eventfd, and two C
@@ -79,13 +79,13 @@ const missingPeers = Object.keys(peers)
   .map((n) => (n === 'session-flock-postgres' ? `${n} (${pgServer.why})` : n));
 let baseline = null;
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sflock-bench-'));
-if (wanted('c') || wanted('c-wake')) {
+if (wanted('c') || wanted('c-record') || wanted('c-wake')) {
   try {
     baseline = path.join(workDir, 'baseline');
     execFileSync('cc', ['-O2', '-pthread', '-o', baseline, path.join(here, 'baseline.c')], { stdio: 'pipe' });
   } catch (e) {
     baseline = null;
-    missingPeers.push(`c, c-wake (no working cc with epoll/eventfd: ${String(e.message).split('\n')[0]})`);
+    missingPeers.push(`c, c-record, c-wake (no working cc with epoll/eventfd: ${String(e.message).split('\n')[0]})`);
   }
 }
 /** Floors: measured in the handoff scenario only, as what a lock handoff cannot beat. */
@@ -94,11 +94,17 @@ const FLOORS = {
   'c-wake': 'Floor: C, wait thread in flock → eventfd → epoll loop',
 };
 const floorNames = [...(wanted('node-wake') ? ['node-wake'] : []), ...(baseline && wanted('c-wake') ? ['c-wake'] : [])];
-const contenders = [...peerNames, ...(baseline && wanted('c') ? ['c'] : []), ...floorNames];
+/** The C loop with the holder record's system calls added: the floor of `record: true`, uncontended only. */
+const C_RECORD = 'c-record';
+const cNames = [...(baseline && wanted('c') ? ['c'] : []), ...(baseline && wanted(C_RECORD) ? [C_RECORD] : [])];
+const contenders = [...peerNames, ...cNames, ...floorNames];
 const isFloor = (n) => n in FLOORS;
-/** Which contenders a scenario runs: the floors only make sense for the handoff. */
+const isC = (n) => n === 'c' || n === C_RECORD || n === 'c-wake';
+/** Which contenders a scenario runs: the floors only make sense for the handoff, the record's C loop uncontended. */
 const inScenario = (sname) =>
-  sname === 'handoff' ? [...contenders.filter((n) => n !== 'c'), ...contenders.filter((n) => n === 'c')] : contenders.filter((n) => !isFloor(n));
+  sname === 'handoff'
+    ? [...contenders.filter((n) => n !== 'c' && n !== C_RECORD), ...contenders.filter((n) => n === 'c')]
+    : contenders.filter((n) => !isFloor(n) && (n !== C_RECORD || sname === 'uncontended'));
 if (!peerNames.includes('session-flock')) {
   console.error(`session-flock itself cannot be loaded (run \`npm run build\` first): ${dist()}`);
   process.exit(1);
@@ -107,10 +113,17 @@ function dist() {
   return process.env.SFLOCK_DIST ?? path.join(root, 'dist', 'cjs', 'index.js');
 }
 const label = (n, sname) =>
-  n === 'c' ? (sname === 'handoff' ? 'Floor: C, two processes ping-ponging flock' : 'C baseline (open+flock+unlock+close)') : (FLOORS[n] ?? peers[n].label);
-const kind = (n) => (n === 'c' || isFloor(n) ? 'kernel' : peers[n].kind);
+  n === 'c'
+    ? sname === 'handoff'
+      ? 'Floor: C, two processes ping-ponging flock'
+      : 'C baseline (open+flock+unlock+close)'
+    : n === C_RECORD
+      ? "C baseline + the holder record's calls (temp file, write, rename; lstat, unlink)"
+      : (FLOORS[n] ?? peers[n].label);
+const kind = (n) => (isC(n) || isFloor(n) ? 'kernel' : peers[n].kind);
 const command = (n, args) => {
   if (n === 'c') return [baseline, args];
+  if (n === C_RECORD) return [baseline, ['uncontended-record', ...args.slice(1)]];
   if (n === 'c-wake') return [baseline, ['serve-thread', ...args.slice(1)]];
   if (n === 'node-wake') return [process.execPath, [path.join(here, 'wake-floor.mjs'), ...args]];
   return [process.execPath, [path.join(here, 'worker.mjs'), args[0], n, ...args.slice(1)]];
@@ -275,13 +288,13 @@ const results = {
   machine: { node: process.version, platform: `${os.type()} ${os.release()} ${os.arch()}`, cpu: os.cpus()[0]?.model, cores: os.cpus().length },
   places: places.map((p) => ({ ...p, filesystem: fsOf(p.base) })),
   peers: Object.fromEntries(
-    contenders.map((n) => [n, { label: label(n), note: n === 'c' || n === 'c-wake' ? 'compiled with cc -O2 at bench time' : isFloor(n) ? 'bench/wake-floor.mjs' : peers[n].note, version: version(n) }]),
+    contenders.map((n) => [n, { label: label(n), note: isC(n) ? 'compiled with cc -O2 at bench time' : isFloor(n) ? 'bench/wake-floor.mjs' : peers[n].note, version: version(n) }]),
   ),
   missing: missingPeers,
   data: {},
 };
 function version(n) {
-  if (n === 'c' || isFloor(n)) return null;
+  if (isC(n) || isFloor(n)) return null;
   const pkg = { 'session-flock': '../package.json', 'session-flock-norecord': '../package.json', 'session-flock-postgres': '../package.json', pidfile: null }[n] ?? `${n}/package.json`;
   if (pkg === null) return null;
   try {
@@ -354,7 +367,7 @@ for (const place of places) {
       results.data[place.name][sname] = {};
       for (const n of these) {
         const r = aggregate(sname, runs[n]);
-        if ((n.startsWith('session-flock') || n === 'c' || isFloor(n)) && (r.error || r.exact === false)) failed = true;
+        if ((n.startsWith('session-flock') || isC(n) || isFloor(n)) && (r.error || r.exact === false)) failed = true;
         results.data[place.name][sname][n] = r;
       }
     }
@@ -446,6 +459,7 @@ function goalsTable() {
   goal('handoff median, record on ÷ record off', '≤ 1.15×', (p) => times(ho(p, 'session-flock'), ho(p, 'session-flock-norecord')));
   goal('uncontended, record off ÷ C loop', '≤ 3×', (p) => times(un(p, 'session-flock-norecord'), un(p, 'c')));
   goal('uncontended, record on ÷ C loop', '≤ 6×', (p) => times(un(p, 'session-flock'), un(p, 'c')));
+  goal("uncontended, the record's calls in C ÷ C loop (record on's floor)", '', (p) => times(un(p, C_RECORD), un(p, 'c')));
   return [`### Targets (issue 12)`, '', `| ratio | target | ${places.map((p) => p.name).join(' | ')} |`, `| --- | ---: | ${places.map(() => '---:').join(' | ')} |`, ...rows].join('\n');
 }
 const md = [
