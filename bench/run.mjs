@@ -28,10 +28,12 @@ const onlyScenarios = process.argv.find((a) => a.startsWith('--scenarios='))?.sl
 // rounds: kernel-lock peers are measured this many times, interleaved with the other peers
 // (medians / pooled samples); polling peers once (their numbers are set by the poll interval).
 // Handoffs run in more, shorter rounds (handoffRounds × handoffs per peer) so that drift on a
-// shared machine lands on every peer alike.
+// shared machine lands on every peer alike; so does the uncontended loop (uncRounds processes
+// of uncMs each per peer), since one process keeps its own speed, 20–40% off another's on a
+// small VM, for its whole life.
 const C = SMOKE
-  ? { rounds: 1, uncIters: 300, uncMs: 200, handoffRounds: 1, handoffs: 20, pollHandoffs: 4, contendN: 25, procs: 4, crashReps: 1, crashCapMs: 1_000, scenarioCapMs: 30_000 }
-  : { rounds: 3, uncIters: 50_000, uncMs: 2_000, handoffRounds: 8, handoffs: 150, pollHandoffs: 100, contendN: 500, procs: 4, crashReps: 5, crashCapMs: 15_000, scenarioCapMs: 180_000 };
+  ? { rounds: 1, uncRounds: 1, uncIters: 300, uncMs: 200, handoffRounds: 1, handoffs: 20, pollHandoffs: 4, contendN: 25, procs: 4, crashReps: 1, crashCapMs: 1_000, scenarioCapMs: 30_000 }
+  : { rounds: 3, uncRounds: 9, uncIters: 50_000, uncMs: 700, handoffRounds: 8, handoffs: 150, pollHandoffs: 100, contendN: 500, procs: 4, crashReps: 5, crashCapMs: 15_000, scenarioCapMs: 180_000 };
 
 // ---------- where: tmpfs and disk ----------
 const TMPFS_MAGIC = 0x01021994;
@@ -347,7 +349,15 @@ for (const place of places) {
       const these = inScenario(sname).filter((n) => measured.includes(n));
       const runs = Object.fromEntries(these.map((n) => [n, []]));
       const reps = (n) =>
-        sname !== 'uncontended' && kind(n) === 'polling' ? 1 : sname === 'crash' ? C.crashReps : sname === 'handoff' ? C.handoffRounds : C.rounds;
+        sname === 'uncontended'
+          ? C.uncRounds
+          : kind(n) === 'polling'
+            ? 1
+            : sname === 'crash'
+              ? C.crashReps
+              : sname === 'handoff'
+                ? C.handoffRounds
+                : C.rounds;
       const maxReps = Math.max(...these.map(reps));
       for (let round = 0; round < maxReps; round++) {
         for (const n of these) {
@@ -465,7 +475,7 @@ function goalsTable() {
 const md = [
   `## Benchmark (${results.mode}) — ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.platform}, Node ${results.machine.node}`,
   '',
-  `Places: ${results.places.map((p) => `${p.name} = ${p.base} [${p.filesystem}]`).join('; ')}. Lower is better. Kernel-lock peers and floors run interleaved, round by round: ${C.rounds} round(s) for uncontended and contention, ${C.handoffRounds} round(s) × ${C.handoffs} handoffs (samples pooled), ${C.crashReps} crash repetition(s); polling peers run one round. On a shared machine compare the ratios within one run, not absolute times across runs.`,
+  `Places: ${results.places.map((p) => `${p.name} = ${p.base} [${p.filesystem}]`).join('; ')}. Lower is better. Kernel-lock peers and floors run interleaved, round by round: ${C.uncRounds} round(s) of ${C.uncMs} ms for uncontended, ${C.rounds} for contention, ${C.handoffRounds} round(s) × ${C.handoffs} handoffs (samples pooled), ${C.crashReps} crash repetition(s); polling peers run one round (but for uncontended). On a shared machine compare the ratios within one run, not absolute times across runs.`,
   '',
   goalsTable(),
   '',

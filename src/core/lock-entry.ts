@@ -34,6 +34,8 @@ export class Waiter<H = unknown> implements Attempt<H> {
   settled = false;
   /** One attempt only (tryAcquire on a backend without trySync): BUSY resolves null instead of failing. */
   tryOnly = false;
+  /** Its request found the lock held elsewhere an instant ago (attemptNow): its first turn at the head waits at once. */
+  triedNow = false;
   readonly enqueuedAt = Date.now();
   /** While a backend wait runs for this waiter: the hold and lock its grant will hand over (see prepare()). */
   preparedHold: Hold<H> | null = null;
@@ -213,6 +215,7 @@ export class LockEntry<H = unknown> {
       if (this.free(waiter.options.shared)) waiter.handle = opened;
       else this.backend.releaseHandle(this, opened);
     }
+    if (waiter.handle === null) waiter.triedNow = false;
     this.queue.push(waiter);
     this.pump();
   }
@@ -224,7 +227,7 @@ export class LockEntry<H = unknown> {
     while (this.queue.length > 0 && this.backendWaiter === null) {
       const head = this.queue[0];
       if (!this.compatible(head.options.shared)) return;
-      if (backend.trySync !== undefined) {
+      if (backend.trySync !== undefined && !head.triedNow) {
         let granted: boolean;
         try {
           granted = backend.trySync(this, head);
@@ -242,6 +245,7 @@ export class LockEntry<H = unknown> {
       }
       // One backend wait at a time per lock: the next starts once the drained one reports.
       if (this.draining !== null) return;
+      head.triedNow = false;
       if (this.startWait(head)) return;
     }
     this.forgetIfUnused();

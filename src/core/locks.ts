@@ -139,6 +139,7 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
     return tryOnly ? Promise.resolve(null) : timedOutNow(entry, options);
   }
   // (An entry of an older copy of this package, sharing the registry, has no attemptNow().)
+  let triedNow = false;
   if (!once && backend.trySync !== undefined && typeof entry.attemptNow === 'function' && entry.free(options.shared)) {
     // Nobody in this process holds or awaits it: try before making a waiter, so that an
     // uncontended acquire costs no waiter, timer or deferred grant. Held elsewhere, the
@@ -152,10 +153,13 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
     }
     if (hold !== null) return Promise.resolve(new backend.lockClass(hold));
     opened = attempt.handle;
+    triedNow = true;
   }
   return new Promise<SessionLock | null>((resolve, reject) => {
     const waiter = new Waiter<H>(options, site, resolve, reject, backend.lockClass);
     waiter.tryOnly = tryOnly;
+    // Trying again before the backend wait would only repeat the attempt that just failed.
+    waiter.triedNow = triedNow;
     entry.enqueue(waiter, opened);
     if (waiter.settled || once) return;
     // A pending acquire keeps the process alive, as pending I/O does: the timer
