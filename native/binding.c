@@ -394,12 +394,13 @@ static void wait_deliver(napi_env env, napi_value callback, void *context, void 
   if (!finished) return;
   w->inst->waits_in_flight--;
   napi_value recv = NULL, argv[4];
-  napi_status got = napi_get_reference_value(env, w->context, &recv);
+  napi_status context_status = napi_get_reference_value(env, w->context, &recv);
   napi_delete_reference(env, w->context);
   w->context = NULL;
-  /* These, and the call, fail only when no JavaScript can run any more: the
-   * env's cleanup hook then closes the descriptor, and nothing is left to tell. */
-  if (got != napi_ok || recv == NULL) return;
+  /* Reading the context, making the path string and the call fail only when no
+   * JavaScript can run any more: the env's cleanup hook then closes the
+   * descriptor, and nothing is left to tell. */
+  if (context_status != napi_ok || recv == NULL) return;
   NAPI_BUG(napi_create_double(env, w->id, &argv[0]));
   argv[1] = make_int(env, r);
   /* The grant's time from the wait thread: reading the clock on an event loop
@@ -413,7 +414,8 @@ static void wait_deliver(napi_env env, napi_value callback, void *context, void 
 static void wait_tsfn_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   wait_t *w = data;
-  /* Never delivered (the env is going away): the context is let go here. */
+  /* Never delivered (the env went away, the thread did not start, or the last
+   * call failed): the context is let go here. */
   if (w->context != NULL && env != NULL) napi_delete_reference(env, w->context);
   w->context = NULL;
   sf_mutex_lock(w->h->mu);
@@ -454,7 +456,7 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
   w->inst = inst;
   w->shared = shared;
   w->refs = 2;
-  ASSERT(napi_get_value_double(env, argv[0], &w->id) == napi_ok);
+  w->id = id_of(inst, slot);
   napi_value name;
 #define UNDO_WAIT (free(w->path), free(w))
   NAPI_TRY(napi_create_string_utf8(env, "session-flock:wait", NAPI_AUTO_LENGTH, &name), UNDO_WAIT);

@@ -66,16 +66,18 @@ int sf_close(sf_file_t *f);
 int sf_file_key(sf_file_t *f, char *out);
 int sf_path_key(const char *path, char *out);
 
-/* Writes `len` bytes of `data` to a new file `temp` (permissions `mode`; an
- * existing `temp` is refused with EEXIST and left alone), then renames it over
- * `path`, so a reader of `path` sees the old file or the whole new one (on
- * Windows `mode` is ignored: a read-only file could not be replaced). Writes
- * the new file's identity, as sf_path_key() gives it, to `key` and returns its
- * length; on failure returns a negative code with `temp` removed. */
+/* Writes `len` bytes of `data` to a new file `temp` (permissions `mode`), then
+ * renames it over `path`, so a reader of `path` sees the old file or the whole
+ * new one (on Windows `mode` is ignored: a read-only file could not be
+ * replaced). Writes the new file's identity, as sf_path_key() gives it, to
+ * `key` and returns its length. An existing `temp` (another writer's) is
+ * refused with EEXIST and left alone; any later failure removes `temp`. */
 int sf_replace_file(const char *temp, const char *path, const char *data, size_t len, int mode, char *key);
 
 /* Removes `path` if it names the file whose identity sf_replace_file() gave as
- * `key`: 0 when removed, SF_REPLACED when it names another file or nothing. On
+ * `key`: 0 when removed, SF_REPLACED when it names another file or nothing. An
+ * empty key (a filesystem without file identities) matches whatever file the
+ * path names: a record left in place would name a holder that is gone. On
  * POSIX the check and the unlink are two calls; on Windows one handle. */
 int sf_remove_if_same(const char *path, const char *key);
 

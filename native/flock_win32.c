@@ -397,8 +397,8 @@ int sf_replace_file(const char *temp, const char *path, const char *data, size_t
   /* `mode` has no Windows meaning here but the read-only attribute, which would only keep
    * the next writer's rename and this writer's removal from replacing or deleting it. */
   (void)mode;
-  HANDLE h = CreateFileW(wtemp, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, CREATE_NEW,
-                         FILE_ATTRIBUTE_NORMAL, NULL);
+  HANDLE h = CreateFileW(wtemp, GENERIC_WRITE | FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                         NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
   if (h == INVALID_HANDLE_VALUE) {
     r = sf_last_error();
     free(wtemp);
@@ -423,25 +423,42 @@ int sf_replace_file(const char *temp, const char *path, const char *data, size_t
   return r != 0 ? r : key_len;
 }
 
+/* FileDispositionInfoEx (Windows 10 1607 and later; the SDK headers declare it only for
+ * newer _WIN32_WINNT targets): with POSIX semantics the name goes at once, even while a
+ * reader or a virus scanner still has the file open, so the next holder's rename is not
+ * refused; the classic disposition keeps the name until the last handle closes. Wine 8
+ * refuses the Ex class (ERROR_INVALID_PARAMETER), so under Wine the classic one runs. */
+#define SF_FILE_DISPOSITION_INFO_EX ((FILE_INFO_BY_HANDLE_CLASS)21)
+#define SF_DISPOSITION_DELETE 0x1
+#define SF_DISPOSITION_POSIX_SEMANTICS 0x2
+#define SF_DISPOSITION_IGNORE_READONLY 0x10
+
+static int sf_delete_by_handle(HANDLE h) {
+  struct {
+    DWORD Flags;
+  } posix = {SF_DISPOSITION_DELETE | SF_DISPOSITION_POSIX_SEMANTICS | SF_DISPOSITION_IGNORE_READONLY};
+  if (SetFileInformationByHandle(h, SF_FILE_DISPOSITION_INFO_EX, &posix, sizeof posix)) return 0;
+  DWORD err = GetLastError();
+  if (err != ERROR_INVALID_PARAMETER && err != ERROR_NOT_SUPPORTED && err != ERROR_INVALID_FUNCTION) return sf_fold_os_error((int)err);
+  FILE_DISPOSITION_INFO classic = {TRUE};
+  return SetFileInformationByHandle(h, FileDispositionInfo, &classic, sizeof classic) ? 0 : sf_last_error();
+}
+
 int sf_remove_if_same(const char *path, const char *key) {
   wchar_t *w = NULL;
   int r = sf_wide_path(path, &w);
   if (r != 0) return r;
   /* The identity check and the delete go through one handle: nothing can replace the file in between. */
-  HANDLE named = CreateFileW(w, DELETE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
-                             FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+  HANDLE named = CreateFileW(w, DELETE | FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                             OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT, NULL);
   DWORD err = named == INVALID_HANDLE_VALUE ? GetLastError() : 0;
   free(w);
   if (named == INVALID_HANDLE_VALUE) {
     return (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) ? SF_REPLACED : sf_fold_os_error((int)err);
   }
-  char now[SF_KEY_MAX] = "";
-  r = sf_key_of(named, now);
-  if (r >= 0) {
-    FILE_DISPOSITION_INFO disposition = {TRUE};
-    if (strcmp(now, key) != 0) r = SF_REPLACED;
-    else r = SetFileInformationByHandle(named, FileDispositionInfo, &disposition, sizeof disposition) ? 0 : sf_last_error();
-  }
+  char named_key[SF_KEY_MAX] = "";
+  r = sf_key_of(named, named_key);
+  if (r >= 0) r = strcmp(named_key, key) == 0 ? sf_delete_by_handle(named) : SF_REPLACED;
   CloseHandle(named);
   return r;
 }

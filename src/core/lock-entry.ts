@@ -243,9 +243,10 @@ export class LockEntry<H = unknown> {
           continue;
         }
       }
+      // Its next turn tries again: the wait below, or the pump after the drained wait reports.
+      head.triedNow = false;
       // One backend wait at a time per lock: the next starts once the drained one reports.
       if (this.draining !== null) return;
-      head.triedNow = false;
       if (this.startWait(head)) return;
     }
     this.forgetIfUnused();

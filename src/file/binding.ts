@@ -32,7 +32,7 @@ export interface RawBinding {
    * granted it (epoch ms, as Date.now() counts) and `path` is undefined; else 0 and the
    * path the wait was started with.
    */
-  waitLock<C>(handle: NativeHandle, shared: boolean, path: string, context: C, done: WaitDone<C>): number;
+  waitLock<C extends object>(handle: NativeHandle, shared: boolean, path: string, context: C, done: WaitDone<C>): number;
   unlock(handle: NativeHandle): number;
   /** Idempotent. While a wait runs, the close (and the release of a late grant) is left to its thread. Calls with a closed handle return CANCELLED (unlock and close: 0). */
   close(handle: NativeHandle): number;
@@ -42,8 +42,9 @@ export interface RawBinding {
   /** The same identity for the file `path` itself names (a symlink is not followed), or a negative code. */
   pathKey(path: string): string | number;
   /**
-   * Writes `text` to the new file `temp` (EEXIST if it exists) and renames it over `path`:
-   * the new file's identity as pathKey() gives it, or a negative code with `temp` removed.
+   * Writes `text` to the new file `temp` and renames it over `path`: the new file's identity
+   * as pathKey() gives it, or a negative code (EEXIST: `temp` exists, and is left alone;
+   * any other failure removes `temp`).
    */
   replaceFile(temp: string, path: string, text: string, mode: number): string | number;
   /** Removes `path` if it names the file of `key` (from replaceFile()): 0, REPLACED (another file or none), or a negative code. */

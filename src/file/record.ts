@@ -56,11 +56,11 @@ export function recordText(owner: string | null, shared: boolean, acquiredAt: nu
   };
   const title = process.title;
   if (title !== lastTitle.raw) lastTitle = { raw: title, json: JSON.stringify(title) };
-  const f = fixedFields;
+  const fixed = fixedFields;
   return (
-    `{"pid":${f.pid},"hostname":${f.hostname},"owner":${owner === null ? 'null' : JSON.stringify(owner)},` +
+    `{"pid":${fixed.pid},"hostname":${fixed.hostname},"owner":${owner === null ? 'null' : JSON.stringify(owner)},` +
     `"mode":"${shared ? 'shared' : 'exclusive'}","acquiredAt":${JSON.stringify(acquiredAt)},` +
-    `"process":{"argv0":${f.argv0},"title":${lastTitle.json}},"node":${f.node},"nonce":${JSON.stringify(nonce)}}\n`
+    `"process":{"argv0":${fixed.argv0},"title":${lastTitle.json}},"node":${fixed.node},"nonce":${JSON.stringify(nonce)}}\n`
   );
 }
 
