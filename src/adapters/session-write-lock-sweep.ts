@@ -9,7 +9,6 @@ import { tryAcquireSync } from '../file/api';
 import { invalidArgType, LockDeadlockError } from '../core/errors';
 import { inspectMany, type LockStatus } from '../file/inspect';
 import { pidAlive } from '../core/process-alive';
-import { recordPathFor } from '../file/record';
 import type { SessionLock } from '../core/session-lock';
 import { hostName } from '../core/host';
 
@@ -108,7 +107,6 @@ function removeWhileHolding(target: string, lockPath: string): Removal {
   }
   if (lock === null) return { removed: false, held: true };
   try {
-    fs.rmSync(recordPathFor(lockPath), { force: true });
     fs.unlinkSync(lockPath);
     return { removed: true };
   } catch (error) {
