@@ -370,10 +370,10 @@ describe('no stale lock blocks anymore: only a kernel lock does', () => {
     expect(before.ownerPidAlive).toBe(true);
 
     await child.kill();
-    expect(JSON.parse(fs.readFileSync(`${lockPathOf(sessionFile)}.json`, 'utf8')).pid).toBe(child.pid);
+    expect(JSON.parse(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).pid).toBe(child.pid);
     const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 100 });
     expect(lock.held).toBe(true);
-    expect(JSON.parse(fs.readFileSync(`${lockPathOf(sessionFile)}.json`, 'utf8')).pid).toBe(process.pid);
+    expect(JSON.parse(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).pid).toBe(process.pid);
     await lock.release();
   });
 
@@ -382,20 +382,21 @@ describe('no stale lock blocks anymore: only a kernel lock does', () => {
     ['an old-format body naming this very pid (same-pid restart)', async () => JSON.stringify({ pid: process.pid, createdAt: new Date().toISOString() })],
     ['an old-format body with a recycled pid (live pid, wrong starttime)', async () => JSON.stringify({ pid: process.ppid, createdAt: new Date().toISOString(), starttime: 999_999_999 })],
     ['a fresh malformed body', async () => '{}'],
-  ])('a lock file nobody holds never blocks, whatever it holds: %s; it is neither truncated nor deleted', async (_name, body) => {
+  ])('a lock file nobody holds never blocks, whatever it holds: %s; an old-format body gives way to the record, anything else stays', async (_name, body) => {
     const sessionFile = path.join(dir, 'a.jsonl');
     const content = await body();
+    const oldFormat = content !== '{}';
     fs.writeFileSync(lockPathOf(sessionFile), content);
     const lock = await acquireSessionWriteLock({ sessionFile, timeoutMs: 100 });
     expect(lock.held).toBe(true);
-    expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(content);
+    if (oldFormat) expect(JSON.parse(fs.readFileSync(lockPathOf(sessionFile), 'utf8'))).toMatchObject({ pid: process.pid, createdAt: expect.any(String) });
+    else expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(content);
     // The kernel lock on that same path is what counts: another process is refused, and told who really holds it.
     const child = await startChild();
     const blocked = await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 });
     expect(blocked).toMatchObject({ ok: false, code: 'SESSION_WRITE_LOCK_TIMEOUT', ownerPid: process.pid, ownerPidAlive: true });
     await lock.release();
-    expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(content);
-    expect(fs.existsSync(`${lockPathOf(sessionFile)}.json`)).toBe(false);
+    expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(oldFormat ? '' : content);
     // (Not a probe: this child's given-up kernel wait may still be draining.)
     expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 5_000 })).ok).toBe(true);
   });
@@ -526,7 +527,7 @@ describe('the timeout error', () => {
     expect(noRecord.ownerPidAlive).toBe(true);
 
     const pid = await deadPid();
-    fs.writeFileSync(`${lockPathOf(sessionFile)}.json`, JSON.stringify({ pid, hostname: os.hostname(), acquiredAt: Date.now() - 5000 }));
+    fs.writeFileSync(lockPathOf(sessionFile), JSON.stringify({ pid, hostname: os.hostname(), acquiredAt: Date.now() - 5000, nonce: 'x-1' }));
     const lying = await rejection(acquireSessionWriteLock({ sessionFile, timeoutMs: 100 }));
     expect(lying.ownerPid).toBe(child.pid);
     expect(lying.message).not.toContain(`pid=${pid} `);
@@ -623,7 +624,7 @@ describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by 
     expect(byName['old-live.jsonl.lock']).toMatchObject({ pid: child.pid, pidAlive: true, createdAt, ageMs: nowMs - Date.parse(createdAt), stale: true, staleReasons: ['not-held', 'old-format'], removed: true });
     expect(result.cleaned.map((l) => path.basename(l.lockPath))).toEqual(['empty.jsonl.lock', 'old-dead.jsonl.lock', 'old-live.jsonl.lock']);
     expect(warnings).toEqual(result.cleaned.map((l) => `removed stale session lock: ${l.lockPath} (${l.staleReasons.join(', ')})`));
-    expect(fs.readdirSync(sessionsDir).sort()).toEqual(['held.jsonl.lock', 'held.jsonl.lock.json', 'notes.txt.lock']);
+    expect(fs.readdirSync(sessionsDir).sort()).toEqual(['held.jsonl.lock', 'notes.txt.lock']);
 
     // The old failure: the sweep deleted the held file and a second process got the lock too. Not anymore.
     const second = await startChild();
@@ -652,7 +653,6 @@ describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by 
     const swept = await cleanStaleLockFiles({ sessionsDir });
     expect(swept.cleaned.map((l) => l.lockPath)).toEqual([lockPathOf(killed)]);
     expect(fs.existsSync(lockPathOf(killed))).toBe(false);
-    expect(fs.existsSync(`${lockPathOf(killed)}.json`)).toBe(false);
     expect(fs.existsSync(mine.lockPath as string)).toBe(true);
     expect(mine.held).toBe(true);
     await mine.release();

@@ -74,7 +74,7 @@ function describe(status: LockStatus, reportedPath: string, nowMs: number): Sess
     return { lockPath: reportedPath, pid, pidAlive: alive, createdAt, ageMs: ageOf(createdAt, nowMs), stale: false, staleReasons: [], removed: false };
   }
   // Free: nobody holds it. Whatever names a pid is a leftover.
-  const body = readOldFormatBody(status.lockPath);
+  const body = status.content === 'legacy' ? readOldFormatBody(status.lockPath) : null;
   const pid = record?.pid ?? body?.pid ?? null;
   const createdAt =
     record !== null && typeof record.acquiredAt === 'number' && Number.isFinite(record.acquiredAt)
