@@ -23,13 +23,13 @@ export type WaitDone<C> = (this: C, handle: NativeHandle, code: number, grantedA
 export interface RawBinding {
   open(path: string, mode: number, create: boolean): number;
   /**
-   * One attempt. The epoch ms of the grant (as Date.now() counts) when `handle` now holds
-   * the lock and `path` still names its file, with the record written if `recordFields`
-   * (see record.ts) is given; NOT_EMPTY when it holds it but the file holds data, so no
-   * record was written; REPLACED when the lock was taken on a file the path no longer
-   * names (close and reopen); WOULD_BLOCK; or a negative code.
+   * One attempt. 0 when `handle` now holds the lock and `path` still names its file, with
+   * the record of a grant at `now` (epoch ms) written if `recordFields` (see record.ts) is
+   * given; NOT_EMPTY when it holds it but the file holds data, so no record was written;
+   * REPLACED when the lock was taken on a file the path no longer names (close and
+   * reopen); WOULD_BLOCK; or a negative code.
    */
-  tryLock(handle: NativeHandle, shared: boolean, path: string, recordFields: Buffer | null, serial: number): number;
+  tryLock(handle: NativeHandle, shared: boolean, path: string, recordFields: Buffer | null, serial: number, now: number): number;
   /**
    * Starts a blocking wait on an addon thread, which ends with
    * `done.call(context, handle, code, grantedAt, path)` (one function may serve every
@@ -83,7 +83,7 @@ export interface RawBinding {
 }
 
 /** The shape of the addon this TypeScript was written against (native/binding.c). */
-const INTERFACE_VERSION = 8;
+const INTERFACE_VERSION = 9;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 
