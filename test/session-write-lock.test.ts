@@ -1,8 +1,7 @@
-// The drop-in `session-flock/session-write-lock` (issues 6 and 14): the OpenClaw gateway's
-// module as of April 2026, with the same exports, defaults and option rules, on kernel locks.
+// The drop-in `session-flock/session-write-lock`: the OpenClaw gateway's module as of
+// April 2026, with the same exports, defaults and option rules, on kernel locks.
 // Real files in temp dirs, real child processes (test/fixtures/swl-child.cjs over IPC).
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
-import * as diagnostics from 'node:diagnostics_channel';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +9,6 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { acquire as coreAcquire, heldLocks } from '../dist/cjs/index.js';
 import {
-  __testing,
   acquireSessionWriteLock,
   cleanStaleLockFiles,
   drainSessionWriteLockStateForTest,
@@ -21,6 +19,7 @@ import {
   SESSION_WRITE_LOCK_TIMEOUT,
   SessionWriteLockTimeoutError,
 } from '../dist/cjs/adapters/session-write-lock.js';
+import { processStartTime } from '../dist/cjs/adapters/legacy-pid.js';
 
 const execFileP = promisify(execFile);
 const repo = path.resolve(__dirname, '..');
@@ -295,7 +294,7 @@ describe('options follow the old rule: a non-number, NaN or <= 0 means the defau
     expect(error.message).toBe(`session file locked (timeout 10000ms): pid=${child.pid} ${lockPathOf(sessionFile)}`);
   });
 
-  it('timeoutMs: Infinity waits without limit (until aborted); maxHoldMs defaults to 5 min and follows the same rule', async () => {
+  it('timeoutMs: Infinity waits without limit (until aborted)', async () => {
     const sessionFile = path.join(dir, 'a.jsonl');
     const child = await startChild();
     expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
@@ -305,20 +304,7 @@ describe('options follow the old rule: a non-number, NaN or <= 0 means the defau
     controller.abort();
     expect((await rejection(pending)).name).toBe('AbortError');
     await child.request({ cmd: 'release' });
-
-    for (const maxHoldMs of [undefined, 0, -5, NaN, Infinity]) {
-      const lock = await acquireSessionWriteLock({ sessionFile, maxHoldMs });
-      const now = Date.now();
-      expect(await __testing.runLockWatchdogCheck(now + 5 * 60_000 - 5_000)).toBe(0);
-      expect(await __testing.runLockWatchdogCheck(now + 5 * 60_000 + 5_000)).toBe(1);
-      await lock.release();
-    }
-    const short = await acquireSessionWriteLock({ sessionFile, maxHoldMs: 1_000 });
-    expect(await __testing.runLockWatchdogCheck(Date.now() + 2_000)).toBe(1);
-    // The check counts; it never takes the lock away.
-    expect(short.held).toBe(true);
-    expect(await child.free(lockPathOf(sessionFile))).toBe(false);
-    await short.release();
+    expect(heldLocks()).toHaveLength(0);
   });
 
   it('staleMs is ignored: a live holder is never robbed, however small staleMs is', async () => {
@@ -473,19 +459,6 @@ describe('release everything: releaseAllSessionWriteLocks and the test hooks', (
     await child.request({ cmd: 'release' });
     expect(heldLocks()).toHaveLength(0);
   });
-
-  it('__testing keeps the old seams: no cleanup signals, and the termination/exit release frees this module\'s locks', async () => {
-    expect(__testing.cleanupSignals).toEqual([]);
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const lock = await acquireSessionWriteLock({ sessionFile });
-    __testing.handleTerminationSignal('SIGTERM');
-    expect(lock.held).toBe(false);
-    const again = await acquireSessionWriteLock({ sessionFile });
-    __testing.releaseAllLocksSync();
-    expect(again.held).toBe(false);
-    const child = await startChild();
-    expect(await child.free(lockPathOf(sessionFile))).toBe(true);
-  });
 });
 
 describe('the timeout error', () => {
@@ -551,39 +524,7 @@ describe('the timeout error', () => {
   });
 });
 
-describe('maxHoldMs reports a long hold; the lock is never stolen', () => {
-  it('publishes a long-hold report and one warning; the holder keeps the lock', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const reports: { lockPath: string; heldForMs: number; maxHoldMs: number }[] = [];
-    const warnings: Error[] = [];
-    let reported!: () => void;
-    const gotReport = new Promise<void>((resolve) => (reported = resolve));
-    const onReport = (message: unknown): void => {
-      reports.push(message as (typeof reports)[number]);
-      reported();
-    };
-    const onWarning = (warning: Error): void => void warnings.push(warning);
-    diagnostics.subscribe('session-flock:long-hold', onReport);
-    process.on('warning', onWarning);
-    try {
-      const leaked = await acquireSessionWriteLock({ sessionFile, maxHoldMs: 50 });
-      await gotReport;
-      expect(reports).toHaveLength(1);
-      expect(reports[0]).toMatchObject({ lockPath: leaked.lockPath, maxHoldMs: 50 });
-      expect(reports[0].heldForMs).toBeGreaterThanOrEqual(50);
-      expect(leaked.held).toBe(true);
-      const child = await startChild();
-      expect(await child.free(lockPathOf(sessionFile))).toBe(false);
-      await new Promise((r) => setImmediate(r));
-      expect(warnings.some((w) => (w as NodeJS.ErrnoException).code === 'SESSION_FLOCK_LONG_HOLD' && w.message.includes(lockPathOf(sessionFile)))).toBe(true);
-      await leaked.release();
-      expect(await child.free(lockPathOf(sessionFile))).toBe(true);
-    } finally {
-      diagnostics.unsubscribe('session-flock:long-hold', onReport);
-      process.off('warning', onWarning);
-    }
-  });
-
+describe('leaks', () => {
   it('a handle dropped without release() is released when collected, with a leak warning', async () => {
     const sessionFile = path.join(dir, 'a.jsonl');
     const { stdout } = await execFileP(process.execPath, ['--expose-gc', path.join(fixtures, 'swl-gc.cjs'), sessionFile]);
@@ -593,37 +534,47 @@ describe('maxHoldMs reports a long hold; the lock is never stolen', () => {
   });
 });
 
-describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by a sweeper holding its lock', () => {
-  it('never removes a lock file another process holds, reports that holder, and removes the free ones of both formats', async () => {
+describe('cleanStaleLockFiles: kernel truth first, then the old rules; a lock file is removed only by a sweeper holding its lock', () => {
+  it('never removes a held lock file; removes a free one whose pid is dead or missing or whose age is past staleMs, in the old words', async () => {
     const sessionsDir = path.join(dir, 'sessions');
     fs.mkdirSync(sessionsDir);
     const held = path.join(sessionsDir, 'held.jsonl');
     const child = await startChild();
     expect((await child.request({ cmd: 'acquire', sessionFile: held, timeoutMs: 100 })).ok).toBe(true);
-    // An empty lock file this library left behind, free.
-    const empty = await acquireSessionWriteLock({ sessionFile: path.join(sessionsDir, 'empty.jsonl') });
-    await empty.release();
+    const nowMs = Date.now();
+    const body = (pid: number, ageMs: number): string => JSON.stringify({ pid, createdAt: new Date(nowMs - ageMs).toISOString() });
     const dead = await deadPid();
-    fs.writeFileSync(path.join(sessionsDir, 'old-dead.jsonl.lock'), JSON.stringify({ pid: dead, createdAt: new Date(Date.now() - 120_000).toISOString() }));
-    // The old sweep kept this one (live pid, fresh); nobody holds it, so it is stale now.
-    const createdAt = new Date(Date.now() - 1_000).toISOString();
-    fs.writeFileSync(path.join(sessionsDir, 'old-live.jsonl.lock'), JSON.stringify({ pid: child.pid, createdAt }));
+    fs.writeFileSync(path.join(sessionsDir, 'empty.jsonl.lock'), '');
+    fs.writeFileSync(path.join(sessionsDir, 'malformed.jsonl.lock'), '{}');
+    fs.writeFileSync(path.join(sessionsDir, 'dead.jsonl.lock'), body(dead, 120_000));
+    // Nobody holds these two: the live pid is a process that does not lock (an old-module gateway).
+    fs.writeFileSync(path.join(sessionsDir, 'old-live.jsonl.lock'), body(child.pid, 120_000));
+    fs.writeFileSync(path.join(sessionsDir, 'fresh-live.jsonl.lock'), body(child.pid, 1_000));
     fs.writeFileSync(path.join(sessionsDir, 'notes.txt.lock'), '');
 
     const warnings: string[] = [];
-    const nowMs = Date.now();
     const result = await cleanStaleLockFiles({ sessionsDir, staleMs: 30_000, nowMs, log: { warn: (m) => warnings.push(m) } });
-    expect(result.locks.map((l) => path.basename(l.lockPath))).toEqual(['empty.jsonl.lock', 'held.jsonl.lock', 'old-dead.jsonl.lock', 'old-live.jsonl.lock']);
+    const names = ['dead', 'empty', 'fresh-live', 'held', 'malformed', 'old-live'].map((n) => `${n}.jsonl.lock`);
+    expect(result.locks.map((l) => path.basename(l.lockPath))).toEqual(names);
     const byName = Object.fromEntries(result.locks.map((l) => [path.basename(l.lockPath), l]));
     expect(byName['held.jsonl.lock']).toMatchObject({ lockPath: lockPathOf(held), pid: child.pid, pidAlive: true, stale: false, staleReasons: [], removed: false });
     expect(byName['held.jsonl.lock'].ageMs).toBeGreaterThanOrEqual(0);
-    expect(byName['empty.jsonl.lock']).toMatchObject({ pid: null, pidAlive: false, createdAt: null, stale: true, staleReasons: ['not-held'], removed: true });
-    expect(byName['old-dead.jsonl.lock']).toMatchObject({ pid: dead, pidAlive: false, stale: true, staleReasons: ['not-held', 'old-format', 'dead-pid'], removed: true });
-    expect(byName['old-dead.jsonl.lock'].ageMs).toBeGreaterThanOrEqual(120_000);
-    expect(byName['old-live.jsonl.lock']).toMatchObject({ pid: child.pid, pidAlive: true, createdAt, ageMs: nowMs - Date.parse(createdAt), stale: true, staleReasons: ['not-held', 'old-format'], removed: true });
-    expect(result.cleaned.map((l) => path.basename(l.lockPath))).toEqual(['empty.jsonl.lock', 'old-dead.jsonl.lock', 'old-live.jsonl.lock']);
+    expect(byName['empty.jsonl.lock']).toMatchObject({ pid: null, pidAlive: false, createdAt: null, ageMs: null, stale: true, staleReasons: ['missing-pid', 'invalid-createdAt'], removed: true });
+    expect(byName['malformed.jsonl.lock']).toMatchObject({ pid: null, stale: true, staleReasons: ['missing-pid', 'invalid-createdAt'], removed: true });
+    expect(byName['dead.jsonl.lock']).toMatchObject({ pid: dead, pidAlive: false, ageMs: 120_000, stale: true, staleReasons: ['dead-pid', 'too-old'], removed: true });
+    expect(byName['old-live.jsonl.lock']).toMatchObject({ pid: child.pid, pidAlive: true, ageMs: 120_000, stale: true, staleReasons: ['too-old'], removed: true });
+    expect(byName['fresh-live.jsonl.lock']).toMatchObject({
+      pid: child.pid,
+      pidAlive: true,
+      createdAt: new Date(nowMs - 1_000).toISOString(),
+      ageMs: 1_000,
+      stale: false,
+      staleReasons: [],
+      removed: false,
+    });
+    expect(result.cleaned.map((l) => path.basename(l.lockPath))).toEqual(['dead.jsonl.lock', 'empty.jsonl.lock', 'malformed.jsonl.lock', 'old-live.jsonl.lock']);
     expect(warnings).toEqual(result.cleaned.map((l) => `removed stale session lock: ${l.lockPath} (${l.staleReasons.join(', ')})`));
-    expect(fs.readdirSync(sessionsDir).sort()).toEqual(['held.jsonl.lock', 'held.jsonl.lock.json', 'notes.txt.lock']);
+    expect(fs.readdirSync(sessionsDir).sort()).toEqual(['fresh-live.jsonl.lock', 'held.jsonl.lock', 'held.jsonl.lock.json', 'notes.txt.lock']);
 
     // The old failure: the sweep deleted the held file and a second process got the lock too. Not anymore.
     const second = await startChild();
@@ -631,6 +582,67 @@ describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by 
     expect(blocked).toMatchObject({ ok: false, code: 'SESSION_WRITE_LOCK_TIMEOUT', ownerPid: child.pid });
     await child.request({ cmd: 'release' });
     expect((await second.request({ cmd: 'acquire', sessionFile: held, timeoutMs: 100 })).ok).toBe(true);
+  });
+
+  it('a fresh file naming a live local process is kept with no kernel lock on it, until it is older than staleMs (default 30 min)', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const child = await startChild();
+    const createdAt = new Date().toISOString();
+    const legacy = path.join(sessionsDir, 'legacy.jsonl.lock');
+    fs.writeFileSync(legacy, JSON.stringify({ pid: child.pid, createdAt }));
+    // A holder record of this library, left by a holder that never released (same host, live pid).
+    const recorded = path.join(sessionsDir, 'recorded.jsonl.lock');
+    fs.writeFileSync(recorded, '');
+    fs.writeFileSync(`${recorded}.json`, JSON.stringify({ pid: child.pid, hostname: os.hostname(), acquiredAt: Date.parse(createdAt), nonce: 'x-1' }));
+
+    for (const staleMs of [undefined, 0, -1, NaN, Infinity, '1']) {
+      const kept = await cleanStaleLockFiles({ sessionsDir, staleMs: staleMs as number, nowMs: Date.parse(createdAt) + 30 * 60_000 });
+      expect(kept.cleaned).toEqual([]);
+      expect(kept.locks).toMatchObject([
+        { lockPath: legacy, pid: child.pid, pidAlive: true, createdAt, stale: false, removed: false },
+        { lockPath: recorded, pid: child.pid, pidAlive: true, createdAt, stale: false, removed: false },
+      ]);
+    }
+    expect(fs.existsSync(legacy) && fs.existsSync(recorded)).toBe(true);
+
+    const old = await cleanStaleLockFiles({ sessionsDir, nowMs: Date.parse(createdAt) + 30 * 60_000 + 1 });
+    expect(old.cleaned).toMatchObject([
+      { lockPath: legacy, staleReasons: ['too-old'], removed: true },
+      { lockPath: recorded, staleReasons: ['too-old'], removed: true },
+    ]);
+    expect(fs.readdirSync(sessionsDir)).toEqual([]);
+  });
+
+  it('a record from another host is judged by its age only (its pid cannot be checked from here)', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const lockPath = path.join(sessionsDir, 'remote.jsonl.lock');
+    const acquiredAt = Date.now() - 60_000;
+    fs.writeFileSync(lockPath, '');
+    fs.writeFileSync(`${lockPath}.json`, JSON.stringify({ pid: await deadPid(), hostname: `not-${os.hostname()}`, acquiredAt, nonce: 'x-1' }));
+    const young = await cleanStaleLockFiles({ sessionsDir, staleMs: 120_000 });
+    expect(young.locks).toMatchObject([{ lockPath, pidAlive: false, stale: false, staleReasons: [], removed: false }]);
+    const old = await cleanStaleLockFiles({ sessionsDir, staleMs: 30_000 });
+    expect(old.locks).toMatchObject([{ lockPath, stale: true, staleReasons: ['too-old'], removed: true }]);
+    expect(fs.existsSync(lockPath)).toBe(false);
+  });
+
+  it.runIf(process.platform === 'linux')('an old-format body whose live pid has another start time names a recycled pid: removed as recycled-pid', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const child = await startChild();
+    const starttime = processStartTime(child.pid);
+    expect(starttime).not.toBeNull();
+    const createdAt = new Date().toISOString();
+    fs.writeFileSync(path.join(sessionsDir, 'recycled.jsonl.lock'), JSON.stringify({ pid: child.pid, createdAt, starttime: (starttime as number) + 1 }));
+    fs.writeFileSync(path.join(sessionsDir, 'same.jsonl.lock'), JSON.stringify({ pid: child.pid, createdAt, starttime }));
+    const result = await cleanStaleLockFiles({ sessionsDir });
+    expect(result.locks).toMatchObject([
+      { lockPath: path.join(sessionsDir, 'recycled.jsonl.lock'), pid: child.pid, pidAlive: true, stale: true, staleReasons: ['recycled-pid'], removed: true },
+      { lockPath: path.join(sessionsDir, 'same.jsonl.lock'), pid: child.pid, pidAlive: true, stale: false, staleReasons: [], removed: false },
+    ]);
+    expect(fs.readdirSync(sessionsDir)).toEqual(['same.jsonl.lock']);
   });
 
   it('removeStale: false only reports; a lock this very process holds is not stale; a SIGKILLed holder\'s leftovers are', async () => {
@@ -641,16 +653,17 @@ describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by 
     expect((await child.request({ cmd: 'acquire', sessionFile: killed, timeoutMs: 100 })).ok).toBe(true);
     await child.kill();
 
-    const report = await cleanStaleLockFiles({ sessionsDir, removeStale: false });
+    // Age makes no held lock stale.
+    const report = await cleanStaleLockFiles({ sessionsDir, removeStale: false, staleMs: 1, nowMs: Date.now() + 3_600_000 });
     expect(report.cleaned).toEqual([]);
     expect(report.locks).toMatchObject([
-      { lockPath: lockPathOf(killed), pid: child.pid, pidAlive: false, stale: true, staleReasons: ['not-held', 'dead-pid'], removed: false },
-      { lockPath: mine.lockPath, pid: process.pid, pidAlive: true, stale: false, removed: false },
+      { lockPath: lockPathOf(killed), pid: child.pid, pidAlive: false, stale: true, staleReasons: ['dead-pid', 'too-old'], removed: false },
+      { lockPath: mine.lockPath, pid: process.pid, pidAlive: true, stale: false, staleReasons: [], removed: false },
     ]);
     expect(fs.existsSync(lockPathOf(killed))).toBe(true);
 
     const swept = await cleanStaleLockFiles({ sessionsDir });
-    expect(swept.cleaned.map((l) => l.lockPath)).toEqual([lockPathOf(killed)]);
+    expect(swept.cleaned).toMatchObject([{ lockPath: lockPathOf(killed), staleReasons: ['dead-pid'] }]);
     expect(fs.existsSync(lockPathOf(killed))).toBe(false);
     expect(fs.existsSync(`${lockPathOf(killed)}.json`)).toBe(false);
     expect(fs.existsSync(mine.lockPath as string)).toBe(true);
