@@ -42,28 +42,24 @@ static void unlock_close(int fd) {
   close(fd);
 }
 
-/* The holder record's system calls, as session-flock makes them per hold: a new temp
- * file (created, checked, written, closed) renamed over the record while locked, and
- * after the unlock an lstat and an unlink. */
-static char record_path[4200], temp_path[4300];
+/* The holder record's system calls, as session-flock makes them per hold: through the
+ * locked descriptor, an fstat (is the file empty?) and a pwrite at offset 0; before the
+ * unlock, an ftruncate to 0. */
 static const char record_text[] =
-    "{\"pid\":12345,\"hostname\":\"host\",\"owner\":null,\"mode\":\"exclusive\",\"acquiredAt\":1764655000000,"
-    "\"process\":{\"argv0\":\"node\",\"title\":\"node\"},\"node\":\"v20.20.2\",\"nonce\":\"0123456789ab-1\"}\n";
+    "{\"pid\":12345,\"hostname\":\"host\",\"owner\":null,\"mode\":\"exclusive\","
+    "\"process\":{\"argv0\":\"node\",\"title\":\"node\"},\"node\":\"v20.20.2\",\"nonce\":\"0123456789ab-1\","
+    "\"createdAt\":\"2026-12-01T00:00:00.000Z\",\"acquiredAt\":1764547200000}\n";
 
-static void record_write(void) {
-  int fd = open(temp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+static void record_write(int fd) {
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || write(fd, record_text, sizeof record_text - 1) != (ssize_t)(sizeof record_text - 1)) {
+  if (fstat(fd, &st) != 0 || (st.st_size == 0 && pwrite(fd, record_text, sizeof record_text - 1, 0) != (ssize_t)(sizeof record_text - 1))) {
     perror("record");
     exit(1);
   }
-  close(fd);
-  if (rename(temp_path, record_path) != 0) { perror("rename"); exit(1); }
 }
 
-static void record_clear(void) {
-  struct stat st;
-  if (lstat(record_path, &st) == 0) unlink(record_path);
+static void record_clear(int fd) {
+  if (ftruncate(fd, 0) != 0) { perror("ftruncate"); exit(1); }
 }
 
 /* One long-lived wait thread (as the addon's pooled ones): each job is open + a
@@ -149,8 +145,6 @@ int main(int argc, char **argv) {
   char line[256];
   int with_record = strcmp(mode, "uncontended-record") == 0;
   if ((with_record || strcmp(mode, "uncontended") == 0) && argc >= 5) {
-    snprintf(record_path, sizeof record_path, "%s.json", lock_path);
-    snprintf(temp_path, sizeof temp_path, "%s.%d.tmp", record_path, (int)getpid());
     long max_iters = atol(argv[3]);
     long long limit = now_ns() + atoll(argv[4]) * 1000000LL;
     for (int i = 0; i < 200; i++) unlock_close(lock_open());
@@ -158,9 +152,9 @@ int main(int argc, char **argv) {
     long iters = 0;
     while (iters < max_iters) {
       int fd = lock_open();
-      if (with_record) record_write();
+      if (with_record) record_write(fd);
+      if (with_record) record_clear(fd);
       unlock_close(fd);
-      if (with_record) record_clear();
       iters++;
       if ((iters & 63) == 0 && now_ns() > limit) break;
     }

@@ -11,13 +11,12 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = process.env.SFLOCK_DIST ?? path.join(root, 'dist', 'cjs', 'index.js');
 
-function sessionFlock(record, from = dist) {
+/** session-flock with `options` (undefined: the defaults, as most callers use it). */
+function sessionFlock(options, from = dist) {
   return () => {
     const { acquire } = require(from);
-    // A finite timeout (the default is 10 s) as callers use it; long enough never to fire here.
-    const options = { record, timeoutMs: 600_000 };
     return {
-      lock: (target) => acquire(target, options),
+      lock: options === undefined ? (target) => acquire(target) : (target) => acquire(target, options),
       unlock: (lock) => lock.release(),
     };
   };
@@ -27,16 +26,16 @@ const openLockFile = (target) => fs.openSync(`${target}.lock`, fs.constants.O_RD
 
 export const peers = {
   'session-flock': {
-    label: 'session-flock',
-    note: 'record on (default)',
+    label: 'session-flock (default options)',
+    note: 'acquire(target): the holder record on, 10 s timeout',
     kind: 'kernel',
-    load: sessionFlock(true),
+    load: sessionFlock(undefined),
   },
   'session-flock-norecord': {
     label: 'session-flock (record off)',
     note: 'record: false',
     kind: 'kernel',
-    load: sessionFlock(false),
+    load: sessionFlock({ record: false }),
   },
   'fs-ext': {
     label: 'fs-ext flock',
@@ -139,8 +138,8 @@ export const peers = {
 // that a change is measured against its base in one interleaved run (A/B on a busy machine).
 const base = process.env.SFLOCK_BASE_DIST;
 if (base) {
-  peers['session-flock@base'] = { label: 'session-flock, base build', note: `record on; ${base}`, kind: 'kernel', load: sessionFlock(true, base) };
-  peers['session-flock-norecord@base'] = { label: 'session-flock (record off), base build', note: `record: false; ${base}`, kind: 'kernel', load: sessionFlock(false, base) };
+  peers['session-flock@base'] = { label: 'session-flock (default options), base build', note: `acquire(target); ${base}`, kind: 'kernel', load: sessionFlock(undefined, base) };
+  peers['session-flock-norecord@base'] = { label: 'session-flock (record off), base build', note: `record: false; ${base}`, kind: 'kernel', load: sessionFlock({ record: false }, base) };
 }
 
 export function available(name) {

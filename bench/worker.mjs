@@ -1,6 +1,7 @@
 // One benchmark process for one peer. Modes:
 //   uncontended <peer> <target> <maxIters> <maxMs>   → one JSON line
 //   serve <peer> <target>    stdin: acquire | release | exit; stdout: waiting | acquired <ns> | released <ns>
+//                            (acquired: where the caller of an async helper around lock() resumes)
 //   contend <peer> <target> <counter> <n>   ready → (stdin go) → n locked increments → done
 // Times are process.hrtime (CLOCK_MONOTONIC on Linux), comparable across processes.
 import * as fs from 'node:fs';
@@ -31,10 +32,17 @@ if (mode === 'uncontended') {
 
 const input = createInterface({ input: process.stdin });
 if (mode === 'serve') {
+  // As user code takes a lock: an async helper awaits the library's promise, and its caller
+  // awaits the helper. The handoff ends where the caller resumes, after both hops, so work a
+  // library defers to a microtask at its grant is counted, as its users pay for it.
+  const take = async () => {
+    const lock = await peer.lock(target);
+    return lock;
+  };
   let held = null;
   for await (const line of input) {
     if (line === 'acquire') {
-      const pending = peer.lock(target);
+      const pending = take();
       say('waiting');
       held = await pending;
       say(`acquired ${now()}`);

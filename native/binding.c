@@ -121,6 +121,9 @@ typedef struct {
   double granted_at;   /* sf_wall_clock_ms() when the kernel granted the lock */
   int loop_came_early; /* the loop ran the wake before `result` was final */
   char *path;    /* for the identity check right after the grant */
+  char *record_fields; /* the record's fixed part, or NULL for no record */
+  size_t record_fields_len;
+  double serial;       /* the record's nonce counter */
 } wait_t;
 
 /* Called with h->mu held; returns whether the caller must free h. */
@@ -299,20 +302,71 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   } while (0);                                                                   \
   handle_t *h = inst->slots[slot].h
 
-/* tryLock(h, shared: boolean): 0 | WOULD_BLOCK | negative code */
+/* A record's fixed part from a Buffer argument (null or undefined: no record). */
+static int get_record_fields(napi_env env, napi_value value, const char **data, size_t *len) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) return 0;
+  if (type == napi_null || type == napi_undefined) {
+    *data = NULL;
+    *len = 0;
+    return 1;
+  }
+  void *bytes = NULL;
+  if (napi_get_buffer_info(env, value, &bytes, len) != napi_ok) return 0;
+  *data = bytes;
+  return 1;
+}
+
+/* Writes the record of a grant at `ms` through `file` (only into an empty file):
+ * 0, SF_NOT_EMPTY, or a negative code. */
+static int write_record(sf_file_t *file, const char *fields, size_t fields_len, double serial, double ms) {
+  char stack[1024];
+  size_t cap = fields_len + SF_RECORD_TIME_MAX;
+  char *text = cap <= sizeof stack ? stack : malloc(cap);
+  if (text == NULL) return SF_NO_MEMORY;
+  int len = sf_format_record(text, cap, fields, fields_len, serial, ms);
+  int r = len < 0 ? len : sf_write_record(file, text, (size_t)len, 0);
+  if (text != stack) free(text);
+  return r;
+}
+
+/* tryLock(h, shared: boolean, path: string, recordFields: Buffer | null, serial: number):
+ * the epoch ms of the grant when the lock is now held through h and `path` still names
+ * its file (with the record written, if one was asked for); NOT_EMPTY when it is held
+ * but the file holds data, so no record was written; REPLACED when the lock was taken
+ * on a file the path no longer names (close and reopen); WOULD_BLOCK; or a negative code. */
 static napi_value js_try_lock(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[5];
   instance_t *inst;
-  ASSERT(get_args(env, info, 2, argv, &inst) == 2);
+  ASSERT(get_args(env, info, 5, argv, &inst) == 5);
   HANDLE_ARG(0, SF_CANCELLED);
   bool shared = false;
+  double serial = 0;
+  const char *fields = NULL;
+  size_t fields_len = 0;
   ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
+  ASSERT(get_record_fields(env, argv[3], &fields, &fields_len));
+  ASSERT(napi_get_value_double(env, argv[4], &serial) == napi_ok);
+  char *path = get_utf8(env, argv[2]);
+  if (path == NULL) return make_int(env, SF_NO_MEMORY);
+  double result;
   sf_mutex_lock(h->mu);
   int r;
   sf_file_t *file = file_if_idle(h, &r);
   if (file != NULL) r = sf_try_lock(file, shared);
+  if (r == 0) r = sf_same_file(file, path);
+  if (r == 0) {
+    result = sf_wall_clock_ms();
+    /* A record that cannot be written (a full disk) costs the holder nothing but the diagnostics. */
+    if (fields != NULL && write_record(file, fields, fields_len, serial, result) == SF_NOT_EMPTY) result = SF_NOT_EMPTY;
+  } else {
+    result = r;
+  }
   sf_mutex_unlock(h->mu);
-  return make_int(env, r);
+  free(path);
+  napi_value value;
+  NAPI_BUG(napi_create_double(env, result, &value));
+  return value;
 }
 
 static void wait_unref_locked(wait_t *w, int *free_wait, int *free_handle) {
@@ -328,6 +382,7 @@ static void wait_release(wait_t *w) {
   sf_mutex_unlock(h->mu);
   if (free_wait) {
     free(w->path);
+    free(w->record_fields);
     free(w);
   }
   if (free_handle) handle_free(h);
@@ -342,6 +397,7 @@ static void wait_thread(void *arg) {
   int given_up = h->cancelled;
   sf_mutex_unlock(h->mu);
   int r = given_up ? SF_CANCELLED : sf_wait_lock(h->file, w->shared);
+  int record_written = 0;
 
   if (r == 0) {
     w->granted_at = sf_wall_clock_ms();
@@ -355,11 +411,22 @@ static void wait_thread(void *arg) {
      * 0 then means granted on the file the path still names. On any other code
      * the caller closes the descriptor, which lets go of a stale grant. */
     r = sf_same_file(h->file, w->path);
+    /* The record goes in before the event loop hears of the grant, so the woken waiter
+     * has nothing left to write: a late grant nobody wants writes none. */
+    sf_mutex_lock(h->mu);
+    int wanted = !h->cancelled;
+    sf_mutex_unlock(h->mu);
+    if (r == 0 && wanted && w->record_fields != NULL) {
+      int written = write_record(h->file, w->record_fields, w->record_fields_len, w->serial, w->granted_at);
+      if (written == 0) record_written = 1;
+      else if (written == SF_NOT_EMPTY) r = SF_NOT_EMPTY;
+    }
   }
 
   sf_mutex_lock(h->mu);
-  if ((r == 0 || r == SF_REPLACED) && h->cancelled) {
-    /* The late grant: nobody wants it any more, so it must not stay held. */
+  if ((r == 0 || r == SF_NOT_EMPTY || r == SF_REPLACED) && h->cancelled) {
+    /* The late grant: nobody wants it any more, so it must not stay held, nor named. */
+    if (record_written) sf_clear_record(h->file);
     sf_unlock(h->file);
     r = SF_CANCELLED;
   }
@@ -405,8 +472,9 @@ static void wait_deliver(napi_env env, napi_value callback, void *context, void 
   argv[1] = make_int(env, r);
   /* The grant's time from the wait thread: reading the clock on an event loop
    * that just woke up costs more than the rest of the handoff's JavaScript. */
-  NAPI_BUG(napi_create_double(env, r == 0 ? w->granted_at : 0, &argv[2]));
-  if (r == 0) NAPI_BUG(napi_get_undefined(env, &argv[3]));
+  int granted = r == 0 || r == SF_NOT_EMPTY;
+  NAPI_BUG(napi_create_double(env, granted ? w->granted_at : 0, &argv[2]));
+  if (granted) NAPI_BUG(napi_get_undefined(env, &argv[3]));
   else if (napi_create_string_utf8(env, w->path, NAPI_AUTO_LENGTH, &argv[3]) != napi_ok) return;
   napi_call_function(env, recv, callback, 4, argv, NULL);
 }
@@ -424,20 +492,28 @@ static void wait_tsfn_finalize(napi_env env, void *data, void *hint) {
   wait_release(w);
 }
 
-/* waitLock(h, shared: boolean, path: string, context, done): 0 | negative code.
+/* waitLock(h, shared: boolean, path: string, context, done, recordFields: Buffer | null,
+ * serial: number): 0 | negative code.
  * The wait runs on its own thread and does not keep the event loop alive. It
  * ends with done.call(context, h, code, grantedAt, path): one function can serve
- * every wait, and no closure is made per wait. `code` is 0 (granted, and `path`
- * still names the file), REPLACED (granted on a file that was unlinked or
- * replaced: close and retry), CANCELLED, or an error; with 0, `grantedAt` is
- * the epoch ms of the grant and `path` is undefined, else 0 and the path. */
+ * every wait, and no closure is made per wait. `code` is 0 (granted, `path`
+ * still names the file, and the record is written if one was asked for),
+ * NOT_EMPTY (granted, but the file holds data: no record was written),
+ * REPLACED (granted on a file that was unlinked or replaced: close and retry),
+ * CANCELLED, or an error; when granted, `grantedAt` is the epoch ms of the
+ * grant and `path` is undefined, else 0 and the path. */
 static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
+  napi_value argv[7];
   instance_t *inst;
-  ASSERT(get_args(env, info, 5, argv, &inst) == 5);
+  ASSERT(get_args(env, info, 7, argv, &inst) == 7);
   HANDLE_ARG(0, SF_CANCELLED);
   bool shared = false;
+  const char *fields = NULL;
+  size_t fields_len = 0;
+  double serial = 0;
   ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
+  ASSERT(get_record_fields(env, argv[5], &fields, &fields_len));
+  ASSERT(napi_get_value_double(env, argv[6], &serial) == napi_ok);
 
   sf_mutex_lock(h->mu);
   int busy = 0;
@@ -448,21 +524,26 @@ static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
   wait_t *w = calloc(1, sizeof *w);
   if (w == NULL) return make_int(env, SF_NO_MEMORY);
   w->path = get_utf8(env, argv[2]);
-  if (w->path == NULL) {
+  if (fields != NULL && (w->record_fields = malloc(fields_len)) != NULL) memcpy(w->record_fields, fields, fields_len);
+  if (w->path == NULL || (fields != NULL && w->record_fields == NULL)) {
+    free(w->path);
+    free(w->record_fields);
     free(w);
     return make_int(env, SF_NO_MEMORY);
   }
+  w->record_fields_len = fields_len;
+  w->serial = serial;
   w->h = h;
   w->inst = inst;
   w->shared = shared;
   w->refs = 2;
   w->id = id_of(inst, slot);
   napi_value name;
-#define UNDO_WAIT (free(w->path), free(w))
+#define UNDO_WAIT (free(w->path), free(w->record_fields), free(w))
   NAPI_TRY(napi_create_string_utf8(env, "session-flock:wait", NAPI_AUTO_LENGTH, &name), UNDO_WAIT);
   NAPI_TRY(napi_create_reference(env, argv[3], 1, &w->context), UNDO_WAIT);
 #undef UNDO_WAIT
-#define UNDO_WAIT (napi_delete_reference(env, w->context), free(w->path), free(w))
+#define UNDO_WAIT (napi_delete_reference(env, w->context), free(w->path), free(w->record_fields), free(w))
   NAPI_TRY(napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, w, wait_tsfn_finalize, w,
                                            wait_deliver, &w->tsfn),
            UNDO_WAIT);
@@ -566,33 +647,53 @@ static napi_value js_path_key(napi_env env, napi_callback_info info) {
   return key_or_code(env, r, key);
 }
 
-/* replaceFile(temp, path, text, mode): identity text of the new file ("" when the
- * filesystem has none) | negative code */
-static napi_value js_replace_file(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  ASSERT(get_args(env, info, 4, argv, NULL) == 4);
-  int32_t mode = 0;
-  ASSERT(napi_get_value_int32(env, argv[3], &mode) == napi_ok);
-  char *temp = get_utf8(env, argv[0]);
-  char *path = get_utf8(env, argv[1]);
-  char *text = get_utf8(env, argv[2]);
-  char key[SF_KEY_MAX];
-  int r = temp == NULL || path == NULL || text == NULL ? SF_NO_MEMORY : sf_replace_file(temp, path, text, strlen(text), mode, key);
-  free(temp);
+#define RELEASE_CLEAR_RECORD 1
+#define RELEASE_REMOVE_FILE 2
+#define RELEASE_SHARED 4
+
+/* release(h, how: number, path: string): the close's 0 | negative code. Lets go of a
+ * hold in one call: with CLEAR_RECORD the file is emptied, with REMOVE_FILE the path is
+ * unlinked if it still names the file (else emptied), both while the lock is still held,
+ * then the descriptor is closed. A SHARED hold does either only when it can take the lock
+ * exclusively at once: other shared holders still hold the file, and may be named in it.
+ * Failures before the close are not reported: the lock goes either way. */
+static napi_value js_release(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  instance_t *inst;
+  ASSERT(get_args(env, info, 3, argv, &inst) == 3);
+  HANDLE_ARG(0, 0);
+  int32_t how = 0;
+  ASSERT(napi_get_value_int32(env, argv[1], &how) == napi_ok);
+  char *path = NULL;
+  if ((how & RELEASE_REMOVE_FILE) && (path = get_utf8(env, argv[2])) == NULL) how &= ~RELEASE_REMOVE_FILE;
+  sf_mutex_lock(h->mu);
+  int r;
+  sf_file_t *file = file_if_idle(h, &r);
+  if (file != NULL && (how & (RELEASE_CLEAR_RECORD | RELEASE_REMOVE_FILE))) {
+    int alone = !(how & RELEASE_SHARED) || sf_try_lock(file, 0) == 0;
+    int removed = alone && (how & RELEASE_REMOVE_FILE) && sf_remove_locked(file, path) == 0;
+    if (alone && !removed && (how & RELEASE_CLEAR_RECORD)) sf_clear_record(file);
+  }
+  sf_mutex_unlock(h->mu);
   free(path);
-  free(text);
-  return key_or_code(env, r, key);
+  return make_int(env, handle_close_slot(inst, slot));
 }
 
-/* removeIfSame(path, key): 0 | REPLACED | negative code */
-static napi_value js_remove_if_same(napi_env env, napi_callback_info info) {
+/* writeRecord(h, text: string): 0 | negative code. Replaces whatever the file holds
+ * (the caller has read it and found it replaceable) with `text`. */
+static napi_value js_write_record(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  ASSERT(get_args(env, info, 2, argv, NULL) == 2);
-  char *path = get_utf8(env, argv[0]);
-  char *key = get_utf8(env, argv[1]);
-  int r = path == NULL || key == NULL ? SF_NO_MEMORY : sf_remove_if_same(path, key);
-  free(path);
-  free(key);
+  instance_t *inst;
+  ASSERT(get_args(env, info, 2, argv, &inst) == 2);
+  HANDLE_ARG(0, SF_CANCELLED);
+  char *text = get_utf8(env, argv[1]);
+  if (text == NULL) return make_int(env, SF_NO_MEMORY);
+  sf_mutex_lock(h->mu);
+  int r;
+  sf_file_t *file = file_if_idle(h, &r);
+  if (file != NULL) r = sf_write_record(file, text, strlen(text), 1);
+  sf_mutex_unlock(h->mu);
+  free(text);
   return make_int(env, r);
 }
 
@@ -671,8 +772,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sameFile", js_same_file},
       {"fileKey", js_file_key},
       {"pathKey", js_path_key},
-      {"replaceFile", js_replace_file},
-      {"removeIfSame", js_remove_if_same},
+      {"release", js_release},
+      {"writeRecord", js_write_record},
       {"setInheritable", js_set_inheritable},
       {"errorName", js_error_name},
       {"errorErrno", js_error_errno},
@@ -691,8 +792,12 @@ static napi_value init(napi_env env, napi_value exports) {
       {"REPLACED", SF_REPLACED},
       {"CANCELLED", SF_CANCELLED},
       {"NOT_REGULAR", SF_NOT_REGULAR},
+      {"NOT_EMPTY", SF_NOT_EMPTY},
+      {"RELEASE_CLEAR_RECORD", RELEASE_CLEAR_RECORD},
+      {"RELEASE_REMOVE_FILE", RELEASE_REMOVE_FILE},
+      {"RELEASE_SHARED", RELEASE_SHARED},
       /* Bumped whenever the functions above change shape; src/file/binding.ts refuses another. */
-      {"INTERFACE_VERSION", 7},
+      {"INTERFACE_VERSION", 8},
   };
   for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {
     NAPI_TRY(napi_set_named_property(env, exports, constants[i].name, make_int(env, constants[i].value)), (void)0);

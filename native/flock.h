@@ -17,6 +17,7 @@
 #define SF_CANCELLED   (-0x7f000003) /* a wait was given up before it was granted */
 #define SF_NO_MEMORY   (-0x7f000004)
 #define SF_NOT_REGULAR (-0x7f000005) /* a FIFO, device or socket: not a lock file */
+#define SF_NOT_EMPTY   (-0x7f000006) /* locked, but the file holds data: no record was written */
 
 typedef struct sf_file sf_file_t; /* one open descriptor / HANDLE of a lock file */
 
@@ -66,20 +67,26 @@ int sf_close(sf_file_t *f);
 int sf_file_key(sf_file_t *f, char *out);
 int sf_path_key(const char *path, char *out);
 
-/* Writes `len` bytes of `data` to a new file `temp` (permissions `mode`), then
- * renames it over `path`, so a reader of `path` sees the old file or the whole
- * new one (on Windows `mode` is ignored: a read-only file could not be
- * replaced). Writes the new file's identity, as sf_path_key() gives it, to
- * `key` and returns its length. An existing `temp` (another writer's) is
- * refused with EEXIST and left alone; any later failure removes `temp`. */
-int sf_replace_file(const char *temp, const char *path, const char *data, size_t len, int mode, char *key);
+/* The holder record is the lock file's own content while it is held.
+ * sf_write_record() writes `len` bytes at offset 0 through `f`, which holds
+ * the lock. Unless `replace` is set it writes only into an empty file and
+ * returns SF_NOT_EMPTY, touching nothing, when the file holds anything; with
+ * `replace` it overwrites and truncates to `len` (the caller has checked that
+ * what is there may be replaced). sf_clear_record() truncates to 0. */
+int sf_write_record(sf_file_t *f, const char *data, size_t len, int replace);
+int sf_clear_record(sf_file_t *f);
 
-/* Removes `path` if it names the file whose identity sf_replace_file() gave as
- * `key`: 0 when removed, SF_REPLACED when it names another file or nothing. An
- * empty key (a filesystem without file identities) matches whatever file the
- * path names: a record left in place would name a holder that is gone. On
- * POSIX the check and the unlink are two calls; on Windows one handle. */
-int sf_remove_if_same(const char *path, const char *key);
+/* Unlinks the file that `path` names if it is the file behind `f` (which holds
+ * the lock, so that a waiter on it wakes, sees the path gone and reopens):
+ * 0 when removed, SF_REPLACED when the path names another file or nothing. */
+int sf_remove_locked(sf_file_t *f, const char *path);
+
+/* One line of JSON: `fields` (the record's fixed part, from `{` through the
+ * opening quote of the nonce's text) followed by `serial`, the ISO 8601 time
+ * `createdAt` and the epoch ms `acquiredAt` of `ms`, and the closing brace and
+ * newline. Returns its length, or SF_NO_MEMORY when it does not fit in `cap`. */
+#define SF_RECORD_TIME_MAX 96
+int sf_format_record(char *out, size_t cap, const char *fields, size_t fields_len, double serial, double ms);
 
 /* The OS-level descriptor (fd or HANDLE) for inheriting into a child. */
 intptr_t sf_native_handle(sf_file_t *f);

@@ -182,36 +182,43 @@ int sf_path_key(const char *path, char *out) {
   return sf_key_of(st.st_dev, st.st_ino, out);
 }
 
-int sf_replace_file(const char *temp, const char *path, const char *data, size_t len, int mode, char *key) {
-  int fd;
-  do {
-    fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, (mode_t)mode);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return -errno;
-  struct stat st;
-  int r = fstat(fd, &st) == 0 ? 0 : -errno;
-  for (size_t done = 0; r == 0 && done < len;) {
-    ssize_t n = write(fd, data + done, len - done);
+static int sf_pwrite_all(int fd, const char *data, size_t len) {
+  for (size_t done = 0; done < len;) {
+    ssize_t n = pwrite(fd, data + done, len - done, (off_t)done);
     if (n > 0) done += (size_t)n;
-    else if (n == 0) r = -EIO;
-    else if (errno != EINTR) r = -errno;
+    else if (n == 0) return -EIO;
+    else if (errno != EINTR) return -errno;
   }
-  if (close(fd) != 0 && errno != EINTR && r == 0) r = -errno;
-  if (r == 0 && rename(temp, path) != 0) r = -errno;
-  if (r != 0) {
-    unlink(temp);
-    return r;
-  }
-  key[0] = '\0';
-  return sf_key_of(st.st_dev, st.st_ino, key);
+  return 0;
 }
 
-int sf_remove_if_same(const char *path, const char *key) {
-  char named[SF_KEY_MAX] = "";
-  int r = sf_path_key(path, named);
-  if (r == -ENOENT) return SF_REPLACED;
-  if (r < 0) return r;
-  if (strcmp(named, key) != 0) return SF_REPLACED;
+static int sf_truncate(int fd, off_t length) {
+  int r;
+  do {
+    r = ftruncate(fd, length);
+  } while (r != 0 && errno == EINTR);
+  return r == 0 ? 0 : -errno;
+}
+
+int sf_write_record(sf_file_t *f, const char *data, size_t len, int replace) {
+  if (!replace) {
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) return -errno;
+    if (st.st_size != 0) return SF_NOT_EMPTY;
+  }
+  int r = sf_pwrite_all(f->fd, data, len);
+  return r == 0 && replace ? sf_truncate(f->fd, (off_t)len) : r;
+}
+
+int sf_clear_record(sf_file_t *f) {
+  return sf_truncate(f->fd, 0);
+}
+
+/* The lstat and the unlink are two calls; only a process that removes lock
+ * files without holding them (which nothing may do) could slip between. */
+int sf_remove_locked(sf_file_t *f, const char *path) {
+  int r = sf_same_file(f, path);
+  if (r != 0) return r;
   if (unlink(path) == 0) return 0;
   return errno == ENOENT ? SF_REPLACED : -errno;
 }
@@ -242,6 +249,7 @@ const char *sf_error_name(int code) {
     case SF_CANCELLED: return "ECANCELED";
     case SF_NO_MEMORY: return "ENOMEM";
     case SF_NOT_REGULAR: return "EFTYPE";
+    case SF_NOT_EMPTY: return "ENOTEMPTY";
   }
   switch (-code) {
     case EPERM: return "EPERM";

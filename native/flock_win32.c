@@ -386,47 +386,45 @@ int sf_path_key(const char *path, char *out) {
   return r;
 }
 
-int sf_replace_file(const char *temp, const char *path, const char *data, size_t len, int mode, char *key) {
-  wchar_t *wtemp = NULL, *wpath = NULL;
-  int r = sf_wide_path(temp, &wtemp);
-  if (r == 0) r = sf_wide_path(path, &wpath);
-  if (r != 0) {
-    free(wtemp);
-    return r;
-  }
-  /* `mode` has no Windows meaning here but the read-only attribute, which would only keep
-   * the next writer's rename and this writer's removal from replacing or deleting it. */
-  (void)mode;
-  HANDLE h = CreateFileW(wtemp, GENERIC_WRITE | FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                         NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
-  if (h == INVALID_HANDLE_VALUE) {
-    r = sf_last_error();
-    free(wtemp);
-    free(wpath);
-    return r;
-  }
-  key[0] = '\0';
-  int key_len = sf_key_of(h, key);
-  r = key_len < 0 ? key_len : 0;
-  for (size_t done = 0; r == 0 && done < len;) {
+/* The record lives at offset 0, far below the locked range, so others can read it. */
+static int sf_write_at(HANDLE h, const char *data, size_t len) {
+  for (size_t done = 0; done < len;) {
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)done;
     DWORD n = 0;
     DWORD chunk = len - done > 0x40000000 ? 0x40000000 : (DWORD)(len - done);
-    if (!WriteFile(h, data + done, chunk, &n, NULL)) r = sf_last_error();
-    else if (n == 0) r = -(int)ERROR_WRITE_FAULT;
-    else done += n;
+    if (!WriteFile(h, data + done, chunk, &n, &ov)) return sf_last_error();
+    if (n == 0) return -(int)ERROR_WRITE_FAULT;
+    done += n;
   }
-  if (!CloseHandle(h) && r == 0) r = sf_last_error();
-  if (r == 0 && !MoveFileExW(wtemp, wpath, MOVEFILE_REPLACE_EXISTING)) r = sf_last_error();
-  if (r != 0) DeleteFileW(wtemp);
-  free(wtemp);
-  free(wpath);
-  return r != 0 ? r : key_len;
+  return 0;
+}
+
+static int sf_set_length(HANDLE h, size_t len) {
+  FILE_END_OF_FILE_INFO end;
+  end.EndOfFile.QuadPart = (LONGLONG)len;
+  return SetFileInformationByHandle(h, FileEndOfFileInfo, &end, sizeof end) ? 0 : sf_last_error();
+}
+
+int sf_write_record(sf_file_t *f, const char *data, size_t len, int replace) {
+  if (!replace) {
+    LARGE_INTEGER size;
+    if (!GetFileSizeEx(f->h, &size)) return sf_last_error();
+    if (size.QuadPart != 0) return SF_NOT_EMPTY;
+  }
+  int r = sf_write_at(f->h, data, len);
+  return r == 0 && replace ? sf_set_length(f->h, len) : r;
+}
+
+int sf_clear_record(sf_file_t *f) {
+  return sf_set_length(f->h, 0);
 }
 
 /* FileDispositionInfoEx (Windows 10 1607 and later; the SDK headers declare it only for
  * newer _WIN32_WINNT targets): with POSIX semantics the name goes at once, even while a
- * reader or a virus scanner still has the file open, so the next holder's rename is not
- * refused; the classic disposition keeps the name until the last handle closes. Wine 8
+ * reader or a virus scanner still has the file open, so the next acquirer can create the
+ * file again at once; the classic disposition keeps the name until the last handle closes. Wine 8
  * refuses the Ex class (ERROR_INVALID_PARAMETER), so under Wine the classic one runs. */
 #define SF_FILE_DISPOSITION_INFO_EX ((FILE_INFO_BY_HANDLE_CLASS)21)
 #define SF_DISPOSITION_DELETE 0x1
@@ -444,11 +442,13 @@ static int sf_delete_by_handle(HANDLE h) {
   return SetFileInformationByHandle(h, FileDispositionInfo, &classic, sizeof classic) ? 0 : sf_last_error();
 }
 
-int sf_remove_if_same(const char *path, const char *key) {
+int sf_remove_locked(sf_file_t *f, const char *path) {
   wchar_t *w = NULL;
   int r = sf_wide_path(path, &w);
   if (r != 0) return r;
-  /* The identity check and the delete go through one handle: nothing can replace the file in between. */
+  /* The lock's handle has no DELETE access (holding it would refuse every opener that
+   * does not share delete), so a second handle deletes, once it is shown to be the
+   * same file: nothing can replace the file between the check and the delete. */
   HANDLE named = CreateFileW(w, DELETE | FILE_READ_ATTRIBUTES, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
                              OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT, NULL);
   DWORD err = named == INVALID_HANDLE_VALUE ? GetLastError() : 0;
@@ -456,9 +456,11 @@ int sf_remove_if_same(const char *path, const char *key) {
   if (named == INVALID_HANDLE_VALUE) {
     return (err == ERROR_FILE_NOT_FOUND || err == ERROR_PATH_NOT_FOUND) ? SF_REPLACED : sf_fold_os_error((int)err);
   }
-  char named_key[SF_KEY_MAX] = "";
-  r = sf_key_of(named, named_key);
-  if (r >= 0) r = strcmp(named_key, key) == 0 ? sf_delete_by_handle(named) : SF_REPLACED;
+  ULONGLONG held_volume = 0, named_volume = 0;
+  BYTE held_id[16], named_id[16];
+  r = sf_file_id(f->h, &held_volume, held_id);
+  if (r == 0) r = sf_file_id(named, &named_volume, named_id);
+  if (r == 0) r = held_volume == named_volume && memcmp(held_id, named_id, 16) == 0 ? sf_delete_by_handle(named) : SF_REPLACED;
   CloseHandle(named);
   return r;
 }
@@ -487,6 +489,7 @@ const char *sf_error_name(int code) {
     case SF_CANCELLED: return "ECANCELED";
     case SF_NO_MEMORY: return "ENOMEM";
     case SF_NOT_REGULAR: return "EFTYPE";
+    case SF_NOT_EMPTY: return "ENOTEMPTY";
     case SF_WIN_EISDIR: return "EISDIR";
   }
   if (code >= 0) return NULL;

@@ -111,7 +111,7 @@ describe('session-flock status', () => {
     const table = await sessionFlock(['status', dir], { cwd: dir });
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(new RegExp(`k\\.jsonl\\.lock\\s+free\\s+-\\s+-\\s+-\\s+-\\s+record left by pid ${h.pid}, which is not running`));
-    for (const arg of [`${target}.lock`, `${target}.lock.json`]) {
+    for (const arg of [`${target}.lock`, target]) {
       const [status] = JSON.parse((await sessionFlock(['status', '--json', arg])).stdout);
       expect(status.lockPath).toBe(`${target}.lock`);
       expect(status.state).toBe('free');
@@ -122,10 +122,9 @@ describe('session-flock status', () => {
   it('-r descends into subfolders; a bad path fails with a clear message; hostile records stay on one line', async () => {
     const dir = tempDir();
     fs.mkdirSync(path.join(dir, 'sessions'));
-    fs.writeFileSync(path.join(dir, 'sessions', 'x.jsonl.lock'), '');
     fs.writeFileSync(
-      path.join(dir, 'sessions', 'x.jsonl.lock.json'),
-      JSON.stringify({ pid: 999_999_999, hostname: os.hostname(), owner: 'evil\n\u001b[31mred\u001b[0m' }),
+      path.join(dir, 'sessions', 'x.jsonl.lock'),
+      JSON.stringify({ pid: 999_999_999, hostname: os.hostname(), owner: 'evil\n\u001b[31mred\u001b[0m', nonce: 'x-1' }),
     );
     const flat = await sessionFlock(['status', dir]);
     expect(flat.code).toBe(0);

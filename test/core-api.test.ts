@@ -164,18 +164,17 @@ describe('releaseAll and handles', () => {
 });
 
 describe('holder record and diagnostics', () => {
-  it('writes the record after locking, without argv, and removes it on release', async () => {
+  it('writes the record into the lock file while held, without argv, and empties it on release', async () => {
     const target = path.join(tempDir(), 's.jsonl');
     const lock = await acquire(target, { owner: 'agent:main' });
-    const record = JSON.parse(fs.readFileSync(`${lock.lockPath}.json`, 'utf8'));
+    const record = JSON.parse(fs.readFileSync(lock.lockPath, 'utf8'));
     expect(record).toMatchObject({ pid: process.pid, hostname: os.hostname(), owner: 'agent:main', mode: 'exclusive' });
-    expect(Object.keys(record).sort()).toEqual(['acquiredAt', 'hostname', 'mode', 'node', 'nonce', 'owner', 'pid', 'process']);
+    expect(Object.keys(record).sort()).toEqual(['acquiredAt', 'createdAt', 'hostname', 'mode', 'node', 'nonce', 'owner', 'pid', 'process']);
     expect(Object.keys(record.process).sort()).toEqual(['argv0', 'title']);
-    expect((fs.statSync(`${lock.lockPath}.json`).mode & 0o777).toString(8)).toBe('600');
     expect((fs.statSync(lock.lockPath).mode & 0o777).toString(8)).toBe('600');
     await lock.release();
-    expect(fs.existsSync(`${lock.lockPath}.json`)).toBe(false);
-    expect(fs.existsSync(lock.lockPath)).toBe(true); // lock files are never deleted
+    expect(fs.readFileSync(lock.lockPath, 'utf8')).toBe('');
+    expect(fs.existsSync(lock.lockPath)).toBe(true); // the lock file stays unless removeLockFile says otherwise
   });
 
   it('records exactly this process and this grant, whatever the owner and the title hold', async () => {
@@ -189,17 +188,18 @@ describe('holder record and diagnostics', () => {
       ] as const) {
         process.title = newTitle;
         const lock = await acquire(target, { owner, shared: owner === undefined });
-        const text = fs.readFileSync(`${lock.lockPath}.json`, 'utf8');
+        const text = fs.readFileSync(lock.lockPath, 'utf8');
         expect(text.endsWith('}\n')).toBe(true);
         expect(JSON.parse(text)).toEqual({
           pid: process.pid,
+          createdAt: new Date(lock.acquiredAt).toISOString(),
           hostname: os.hostname(),
           owner: owner ?? null,
           mode: owner === undefined ? 'shared' : 'exclusive',
           acquiredAt: lock.acquiredAt,
           process: { argv0: process.argv0, title: process.title },
           node: process.version,
-          nonce: expect.stringMatching(/^[0-9a-f]{12}-[0-9a-z]+$/),
+          nonce: expect.stringMatching(/^[0-9a-f]{12}-[0-9]+$/),
         });
         await lock.release();
       }
@@ -210,10 +210,10 @@ describe('holder record and diagnostics', () => {
 
   it('never reads the record to decide: a hostile record neither blocks nor breaks an acquire', async () => {
     const target = path.join(tempDir(), 's.jsonl');
-    fs.writeFileSync(`${target}.lock.json`, '{"pid": 1, "owner": "not really"}');
+    fs.writeFileSync(`${target}.lock`, '{"pid": 1, "owner": "not really", "nonce": "x"}');
     const lock = await acquire(target, { timeoutMs: 0, record: false });
     lock.releaseSync();
-    fs.writeFileSync(`${target}.lock.json`, '\u0000garbage{{{');
+    fs.writeFileSync(`${target}.lock`, '\u0000garbage{{{');
     const holder = await startLocker();
     const { id } = await holder.call({ op: 'acquire', target, options: { record: false } });
     const error = await acquire(target, { timeoutMs: 0 }).catch((e) => e);

@@ -106,7 +106,7 @@ describe.runIf(linux)('inspect() on Linux reads the kernel lock table', () => {
     const target = path.join(tempDir(), 'k.jsonl');
     const h = await holder(target, { owner: 'agent:main' });
     await killHard(h);
-    expect(fs.existsSync(`${target}.lock.json`)).toBe(true); // nobody removed it: the process died
+    expect(JSON.parse(fs.readFileSync(`${target}.lock`, 'utf8')).pid).toBe(h.pid); // nobody emptied it: the process died
     const status = await inspect(target);
     expect(status.state).toBe('free');
     expect(status.holders).toEqual([]);
@@ -119,7 +119,7 @@ describe.runIf(linux)('inspect() on Linux reads the kernel lock table', () => {
     const target = path.join(tempDir(), 'm.jsonl');
     const h = await holder(target, { record: false });
     const other = sleeper();
-    fs.writeFileSync(`${target}.lock.json`, JSON.stringify({ pid: other.pid, hostname: os.hostname(), owner: 'liar', acquiredAt: 1 }));
+    fs.writeFileSync(`${target}.lock`, JSON.stringify({ pid: other.pid, hostname: os.hostname(), owner: 'liar', acquiredAt: 1, nonce: 'x-1' }));
     const status = await inspect(target);
     expect(status.holders.map((x) => x.pid)).toEqual([h.pid]);
     expect(status.owner).toBeNull(); // a record that disagrees with the kernel is not believed
@@ -269,50 +269,46 @@ describe.runIf(linux)('pid namespaces and odd /proc contents', () => {
 });
 
 describe('bad holder records never throw', () => {
-  const cases: [string, (recordPath: string, dir: string) => void, RegExp][] = [
-    ['torn', (p) => fs.writeFileSync(p, '{"pid": 12, "host'), /not valid JSON/],
-    ['empty', (p) => fs.writeFileSync(p, ''), /empty/],
-    ['hostile pid', (p) => fs.writeFileSync(p, '{"pid":"1; rm -rf /"}'), /no valid pid/],
-    ['negative pid', (p) => fs.writeFileSync(p, '{"pid":-1}'), /no valid pid/],
-    ['not an object', (p) => fs.writeFileSync(p, '[1,2,3]'), /no valid pid/],
-    ['huge', (p) => fs.writeFileSync(p, `{"pid":1,"owner":"${'x'.repeat(1 << 20)}"}`), /over the \d+-byte cap/],
-    ['a symlink', (p, dir) => {
-      const real = path.join(dir, 'real.json');
-      fs.writeFileSync(real, JSON.stringify({ pid: 1, owner: 'via-symlink' }));
-      fs.symlinkSync(real, p);
-    }, /unreadable \(ELOOP\)/],
-    ['a folder', (p) => fs.mkdirSync(p), /(not a regular file|unreadable)/],
+  const cases: [string, string, LockStatus['content'], RegExp | null][] = [
+    ['torn', '{"pid": 12, "host', 'foreign', /not a session-flock record/],
+    ['empty', '', 'empty', null],
+    ['hostile pid', '{"pid":"1; rm -rf /","nonce":"x"}', 'foreign', /not a session-flock record/],
+    ['negative pid', '{"pid":-1,"nonce":"x"}', 'foreign', /not a session-flock record/],
+    ['not an object', '[1,2,3]', 'foreign', /not a session-flock record/],
+    ['huge', `{"pid":1,"nonce":"x","owner":"${'x'.repeat(1 << 20)}"}`, 'unreadable', /over the \d+-byte cap/],
   ];
 
-  for (const [name, make, note] of cases) {
-    it(`${name} record: free lock and held lock`, async () => {
+  for (const [name, content, kind, note] of cases) {
+    it(`${name} record: free lock and held lock, the content left as it is`, async () => {
       const dir = tempDir();
       const target = path.join(dir, 'r.jsonl');
-      fs.writeFileSync(`${target}.lock`, '');
-      make(`${target}.lock.json`, dir);
+      fs.writeFileSync(`${target}.lock`, content);
       const free = await inspect(target);
       expect(free.state).toBe('free');
       expect(free.record).toBeNull();
-      expect(noteMatching(free, note)).toBeDefined();
+      expect(free.content).toBe(kind);
+      if (note !== null) expect(noteMatching(free, note)).toBeDefined();
 
-      const h = await holder(target, { record: false });
+      // Into an empty file the holder writes its record; over anything else, nothing.
+      const h = await holder(target, { owner: 'agent:h' });
       const held = await inspect(target);
       expect(held.state).toBe('held');
-      expect(held.record).toBeNull();
-      expect(held.owner).toBeNull();
-      expect(noteMatching(held, note)).toBeDefined();
+      if (kind === 'empty') expect(held.record).toMatchObject({ pid: h.pid, owner: 'agent:h' });
+      else expect(held.record).toBeNull();
+      expect(held.owner).toBe(kind === 'empty' ? 'agent:h' : null);
+      if (note !== null) expect(noteMatching(held, note)).toBeDefined();
       if (linux) expect(held.holders[0].pid).toBe(h.pid);
       const probed = inspectWithProcRoot(target, undefined, path.join(dir, 'no-proc'));
       expect(probed.state).toBe('held');
-      expect(noteMatching(probed, note)).toBeDefined();
+      if (note !== null) expect(noteMatching(probed, note)).toBeDefined();
+      if (kind !== 'empty') expect(fs.readFileSync(`${target}.lock`, 'utf8')).toBe(content);
     });
   }
 
   it('a record from a live process that does not hold the lock is called out', async () => {
     const target = path.join(tempDir(), 'reuse.jsonl');
-    fs.writeFileSync(`${target}.lock`, '');
     const other = sleeper();
-    fs.writeFileSync(`${target}.lock.json`, JSON.stringify({ pid: other.pid, hostname: os.hostname(), owner: 'old' }));
+    fs.writeFileSync(`${target}.lock`, JSON.stringify({ pid: other.pid, hostname: os.hostname(), owner: 'old', nonce: 'x-1' }));
     const status = await inspect(target);
     expect(status.state).toBe('free');
     expect(noteMatching(status, new RegExp(`record left by pid ${other.pid}, which is running but does not hold the lock`))).toBeDefined();
@@ -320,8 +316,7 @@ describe('bad holder records never throw', () => {
 
   it('a record from another host is not checked against local pids', async () => {
     const target = path.join(tempDir(), 'host.jsonl');
-    fs.writeFileSync(`${target}.lock`, '');
-    fs.writeFileSync(`${target}.lock.json`, JSON.stringify({ pid: process.pid, hostname: 'elsewhere.example', owner: 'x' }));
+    fs.writeFileSync(`${target}.lock`, JSON.stringify({ pid: process.pid, hostname: 'elsewhere.example', owner: 'x', nonce: 'x-1' }));
     const status = await inspect(target);
     expect(status.state).toBe('free');
     expect(noteMatching(status, /on host elsewhere\.example/)).toBeDefined();
@@ -329,24 +324,23 @@ describe('bad holder records never throw', () => {
 });
 
 describe('listLocks()', () => {
-  it('lists held, free and orphaned locks, recursing only when asked', async () => {
+  it('lists held and free locks, with a dead holder\'s leftover record, recursing only when asked', async () => {
     const dir = tempDir();
     const held = path.join(dir, 'a.jsonl');
     const h = await holder(held, { owner: 'agent:a' });
     fs.writeFileSync(path.join(dir, 'b.jsonl.lock'), '');
-    fs.writeFileSync(path.join(dir, 'c.jsonl.lock.json'), JSON.stringify({ pid: 999_999_999, owner: 'gone' }));
+    fs.writeFileSync(path.join(dir, 'c.jsonl.lock'), JSON.stringify({ pid: 999_999_999, owner: 'gone', nonce: 'x-1' }));
     fs.writeFileSync(path.join(dir, 'a.jsonl'), '{}\n'); // transcripts themselves are not locks
     fs.mkdirSync(path.join(dir, 'sub'));
     fs.writeFileSync(path.join(dir, 'sub', 'd.jsonl.lock'), '');
 
     const flat = await listLocks(dir);
     expect(flat.map((s) => path.basename(s.lockPath))).toEqual(['a.jsonl.lock', 'b.jsonl.lock', 'c.jsonl.lock']);
-    expect(flat.map((s) => s.state)).toEqual(['held', 'free', 'missing']);
+    expect(flat.map((s) => s.state)).toEqual(['held', 'free', 'free']);
     expect(flat[0].target).toBe(held);
     expect(flat[0].owner).toBe('agent:a');
     if (linux) expect(flat[0].holders[0]).toMatchObject({ pid: h.pid, source: 'kernel' });
-    expect(noteMatching(flat[2], /record left by pid 999999999 without a lock file/)).toBeDefined();
-    expect(fs.existsSync(path.join(dir, 'c.jsonl.lock'))).toBe(false);
+    expect(noteMatching(flat[2], /record left by pid 999999999, which is not running/)).toBeDefined();
 
     const deep = await listLocks(dir, { recursive: true });
     expect(deep.map((s) => path.relative(dir, s.lockPath))).toContain(path.join('sub', 'd.jsonl.lock'));

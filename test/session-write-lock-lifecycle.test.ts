@@ -35,15 +35,12 @@ afterEach(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/**
- * Whether a hold's release left something of it on disk: its holder record. A release
- * removes the record; a holder killed outright leaves it.
- */
-const leftBehind = (lockPath: string): boolean => fs.existsSync(`${lockPath}.json`);
+/** Whether a hold left its lock file behind: a release removes it; a holder killed outright does not. */
+const leftBehind = (lockPath: string): boolean => fs.existsSync(lockPath);
 
-/** Whether another descriptor could lock lockPath right now (nobody, this process included, holds it). */
+/** Whether another descriptor could lock lockPath right now (nobody, this process included, holds it); leaves no file. */
 function lockable(lockPath: string): boolean {
-  const probe = tryAcquireSync(lockPath.slice(0, -'.lock'.length), { lockPath, record: false, reentrant: false });
+  const probe = tryAcquireSync(lockPath.slice(0, -'.lock'.length), { lockPath, record: false, reentrant: false, removeLockFile: true });
   probe?.releaseSync();
   return probe !== null;
 }
@@ -247,13 +244,15 @@ describe('exit and termination signals', () => {
     for (const session of sessions) expect(leftBehind(`${session}.lock`)).toBe(false);
   });
 
-  it('a holder killed outright (SIGKILL: no listener runs) leaves its lock file behind, freed by the kernel', async () => {
+  it('a holder killed outright (SIGKILL: no listener runs) leaves its lock file behind, naming it, freed by the kernel', async () => {
     const sessionFile = path.join(dir, 'a.jsonl');
     const child = startLifecycle({ sessions: [sessionFile], end: 'wait' });
-    expect(await child.next()).toMatchObject({ ready: true });
+    const ready = await child.next();
+    expect(ready).toMatchObject({ ready: true });
     child.proc.kill('SIGKILL');
     expect(await child.exited).toEqual({ code: null, signal: 'SIGKILL' });
     expect(leftBehind(`${sessionFile}.lock`)).toBe(true);
+    expect(JSON.parse(fs.readFileSync(`${sessionFile}.lock`, 'utf8'))).toMatchObject({ pid: ready.pid });
     expect(lockable(`${sessionFile}.lock`)).toBe(true);
   });
 

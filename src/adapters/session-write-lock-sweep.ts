@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { tryAcquireSync } from '../file/api';
 import { invalidArgType, LockDeadlockError } from '../core/errors';
 import { inspectMany, type LockStatus } from '../file/inspect';
-import { readRecord, recordPathFor } from '../file/record';
+import { readLockFile } from '../file/record';
 import { isLivePid, processStartTime } from './legacy-pid';
 import type { SessionLock } from '../core/session-lock';
 import { hostName } from '../core/host';
@@ -50,7 +50,10 @@ interface Named {
 
 const NOBODY: Named = { pid: null, createdAt: null, hostname: null, starttime: null };
 
-/** The old module's body in the lock file, or NOBODY when it holds none (empty, foreign, unreadable). */
+/**
+ * The lock file's JSON read as the old module read it: a positive integer `pid`, a string
+ * `createdAt` and an integer `starttime`, each where present. NOBODY for anything else.
+ */
 function readOldFormatBody(lockPath: string): Named {
   let fd: number;
   try {
@@ -79,14 +82,19 @@ function readOldFormatBody(lockPath: string): Named {
   }
 }
 
-/** What the lock file names: the holder record when there is one, else the old-format body. */
+/**
+ * What the lock file names: a holder record of ours (with its host), else whatever an
+ * old-format body or another JSON body gives as the old module read it. An empty,
+ * missing or unreadable file names nobody.
+ */
 function readNamed(lockPath: string): Named {
-  const record = readRecord(recordPathFor(lockPath));
-  if (record !== null) {
-    const createdAt = typeof record.acquiredAt === 'number' ? new Date(record.acquiredAt).toISOString() : null;
-    return { pid: record.pid, createdAt, hostname: typeof record.hostname === 'string' ? record.hostname : null, starttime: null };
+  const content = readLockFile(lockPath);
+  if (content.kind === 'record') {
+    const { record } = content;
+    const acquiredAt = typeof record.acquiredAt === 'number' ? new Date(record.acquiredAt).toISOString() : null;
+    return { pid: record.pid, createdAt: record.createdAt ?? acquiredAt, hostname: record.hostname ?? null, starttime: null };
   }
-  return readOldFormatBody(lockPath);
+  return content.kind === 'legacy' || content.kind === 'foreign' ? readOldFormatBody(lockPath) : NOBODY;
 }
 
 function ageOf(createdAt: string | null, nowMs: number): number | null {
@@ -154,7 +162,6 @@ function removeWhileHolding(target: string, lockPath: string, reportedPath: stri
   try {
     const again = judgeFree(readNamed(lockPath), reportedPath, staleMs, nowMs);
     if (!again.stale) return { removed: false, kept: again };
-    fs.rmSync(recordPathFor(lockPath), { force: true });
     fs.unlinkSync(lockPath);
     return { removed: true };
   } catch (error) {

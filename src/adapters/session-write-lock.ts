@@ -239,9 +239,12 @@ function abortedError(signal: AbortSignal): Error {
  * Guaranteed: while a handle's hold lasts, no other process holds the
  * session's lock and no acquire of this process gets it except by re-entry
  * (`allowReentrant`, default true, process-wide: see the README for why
- * `withLock` is the safer tool in new code). A lock file left by the old
- * design (`{pid, createdAt}`) is opened as is, never truncated or deleted,
- * and blocks nobody: only a kernel lock on it does.
+ * `withLock` is the safer tool in new code). While held, the lock file holds
+ * the holder record, whose `pid` and `createdAt` name this process as the old
+ * body did; the last release in this process removes the file while still
+ * holding the lock. A lock file nobody holds blocks nobody, whatever it holds
+ * (an old `{pid, createdAt}` body, which the record replaces, or anything
+ * else, which is never written over): only a kernel lock on it does.
  *
  * Not guaranteed: exclusion against processes still running the old O_EXCL
  * module (they never take a kernel lock), or against anything that does not
@@ -263,7 +266,7 @@ function abortedError(signal: AbortSignal): Error {
  * Platform-specific behavior: flock(2) on Linux and macOS, LockFileEx on one
  * byte range far past any data on Windows. On Linux the timeout error's pid
  * comes from the kernel's lock table (/proc/locks); elsewhere from the holder
- * record `${lockPath}.json`.
+ * record in the lock file.
  */
 export async function acquireSessionWriteLock(params: SessionWriteLockParams): Promise<SessionWriteLock> {
   if (typeof params !== 'object' || params === null) throw invalidArgType('params', 'of type object', params);
@@ -294,6 +297,8 @@ export async function acquireSessionWriteLock(params: SessionWriteLockParams): P
         timeoutMs,
         // Not the core's long-hold warning ("never taken away"): the watchdog lets go.
         owner,
+        // No lock file is left once this process lets go, as with the old module.
+        removeLockFile: true,
         signal: link === null ? generation : link.signal,
         // Inside the core's withLock() of this session: re-entrant joins it;
         // non-re-entrant fails at once with LockDeadlockError instead of

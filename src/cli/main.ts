@@ -115,9 +115,7 @@ async function status(argv: string[]): Promise<number> {
   const results: LockStatus[] = [];
   let failed = false;
   for (const arg of positionals) {
-    let absolute = path.resolve(arg);
-    // A holder record names its lock: `x.jsonl.lock.json` -> `x.jsonl.lock`.
-    if (absolute.endsWith('.lock.json')) absolute = absolute.slice(0, -'.json'.length);
+    const absolute = path.resolve(arg);
     let stat: fs.Stats | null = null;
     try {
       stat = fs.statSync(absolute);
@@ -127,9 +125,9 @@ async function status(argv: string[]): Promise<number> {
     try {
       if (stat?.isDirectory()) {
         results.push(...(await listLocks(absolute, { recursive: values.recursive })));
-      } else if (absolute.endsWith('.lock') && (stat !== null || fs.existsSync(`${absolute}.json`))) {
+      } else if (absolute.endsWith('.lock') && stat !== null) {
         results.push(...inspectMany([{ target: absolute.slice(0, -'.lock'.length), lockPath: absolute }]));
-      } else if (stat !== null || fs.existsSync(`${absolute}.lock`) || fs.existsSync(`${absolute}.lock.json`)) {
+      } else if (stat !== null || fs.existsSync(`${absolute}.lock`)) {
         results.push(...inspectMany([{ target: absolute }]));
       } else {
         process.stderr.write(`session-flock: ${arg}: no such file or folder, and no ${arg}.lock\n`);

@@ -10,7 +10,8 @@ import type { SessionLock } from './session-lock';
  * in-process FIFO per lock, re-entrancy (AsyncLocalStorage), one budget for timeout and
  * AbortSignal, releaseAll, the leak and long-hold watch, the error classes, diagnostics
  * channels and debuglog, and the registry on globalThis. A backend (src/file: the addon's
- * descriptors and the holder record; src/postgres: a connection per hold or wait) only
+ * descriptors, with the holder record as the lock file's content; src/postgres: advisory
+ * locks on its connections) only
  * does what its kind of lock needs, through these methods. `H` is the backend's handle:
  * whatever holds, or waits for, one lock on its side (a descriptor, a connection).
  *
@@ -45,13 +46,15 @@ import type { SessionLock } from './session-lock';
  *   effort: the wait may still win the race and report GRANTED; the core then releases that
  *   late grant at once with `releaseHandle`. The core starts no other wait of an
  *   incompatible mode on the entry until the cancelled one has reported.
- * - `release(hold)`: lets go of the hold's lock and handle (the file backend also clears
- *   its holder record first). Called once per hold. May return a promise (PostgreSQL's
+ * - `release(hold)`: lets go of the hold's lock and handle (the file backend empties its
+ *   holder record in the same addon call, just before the unlock). Called once per hold. May return a promise (PostgreSQL's
  *   unlock round trip); `release()` of the lock resolves when it settles. Must not throw.
  * - `releaseHandle(entry, handle)`: closes a handle that holds nothing the core keeps (a
  *   late grant, a probe that failed). Idempotent, must not throw.
- * - `granted(hold)`: diagnostics once the acquirer has resumed (the file backend writes the
- *   holder record); skipped when the hold was released first. Must not throw.
+ * - `granted(hold)` (optional): work once the acquirer has resumed (PostgreSQL watches the
+ *   connection that holds it); skipped when the hold was released first. Must not throw.
+ *   A trySync or a wait reports its grant's time and data through the attempt
+ *   (`attempt.grantedAt`, `attempt.grantData`) or waitSettled's arguments.
  * - `describeHolder(entry)`: who holds the lock as the backend can tell (holder record,
  *   pg_locks), for LockTimeoutError; null when it cannot tell, or a HolderUnknown that
  *   says why. May be async (the timeout error is then built once it settles). The core describes its own holds itself.
@@ -76,7 +79,7 @@ export interface LockBackend<H = unknown> {
   cancelWait(entry: LockEntry<H>, handle: H): void;
   release(hold: Hold<H>): void | Promise<void>;
   releaseHandle(entry: LockEntry<H>, handle: H): void;
-  granted(hold: Hold<H>): void;
+  granted?(hold: Hold<H>): void;
   describeHolder(entry: LockEntry<H>): HolderAnswer | Promise<HolderAnswer>;
 }
 

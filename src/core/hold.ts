@@ -54,7 +54,7 @@ export class Hold<H = unknown> {
   /** The acquire event is out (and the long-hold watch started, unless released by then). */
   private announced = false;
 
-  /** The backend's data for this grant: the file backend's record once written, a PostgreSQL fencing token. */
+  /** The backend's data for this grant: whether the file backend wrote its record, a PostgreSQL fencing token. */
   data: unknown = undefined;
 
   /**
@@ -125,7 +125,7 @@ export class Hold<H = unknown> {
   /** Once the acquirer has resumed: announce(), then the backend's diagnostics (skipped if released by then). */
   granted(): void {
     this.announce();
-    if (!this.released) this.entry.backend.granted(this);
+    if (!this.released) this.entry.backend.granted?.(this);
   }
 
   describe(): HolderInfo {
@@ -147,7 +147,7 @@ export class Hold<H = unknown> {
     if (--this.views <= 0) this.release();
   }
 
-  /** Lets the backend go (record first, then the descriptor or connection). Idempotent. */
+  /** Lets the backend go of the lock (and its handle). Idempotent. */
   release(): boolean {
     if (this.released) return false;
     this.released = true;

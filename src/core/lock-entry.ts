@@ -25,12 +25,18 @@ function forgetUnusedEntries(): void {
 export interface Attempt<H = unknown> {
   handle: H | null;
   readonly options: ResolvedLockOptions;
+  /** Set by a trySync that granted: epoch ms of the grant, where the backend knows it. */
+  grantedAt?: number;
+  /** Set by a trySync that granted: the backend's data for the hold (Hold.data). */
+  grantData?: unknown;
 }
 
 /** An acquire that is queued or waiting on its backend. */
 export class Waiter<H = unknown> implements Attempt<H> {
   /** The backend's handle this waiter tries and waits with; null until the backend sets it. */
   handle: H | null = null;
+  grantedAt?: number = undefined;
+  grantData?: unknown = undefined;
   settled = false;
   /** One attempt only (tryAcquire on a backend without trySync): BUSY resolves null instead of failing. */
   tryOnly = false;
@@ -200,7 +206,7 @@ export class LockEntry<H = unknown> {
       throw error;
     }
     if (!granted) return null;
-    const hold = new Hold(this, this.takeHandle(attempt), attempt.options, site).begin(null);
+    const hold = new Hold(this, this.takeHandle(attempt), attempt.options, site).begin(null, attempt.grantData, attempt.grantedAt);
     hold.granted();
     return hold;
   }
@@ -239,7 +245,7 @@ export class LockEntry<H = unknown> {
         }
         if (granted) {
           this.remove(head);
-          head.grant(new Hold(this, this.takeHandle(head), head.options, head.site).begin(head.enqueuedAt));
+          head.grant(new Hold(this, this.takeHandle(head), head.options, head.site).begin(head.enqueuedAt, head.grantData, head.grantedAt));
           continue;
         }
       }

@@ -10,33 +10,66 @@ import { lockFailure } from './failure';
 import { kernelHolders } from './inspect';
 import type { ResolvedOptions } from './options';
 import { procCommand } from './proc-locks';
-import { clearRecord, type HolderRecord, newNonce, readRecord, recordPathFor, recordText, type WrittenRecord, writeRecord } from './record';
+import { type HolderRecord, nextSerial, readLockFile, readRecord, recordFields, recordText, replaceable } from './record';
 import { hostName } from '../core/host';
 
 /** How often an acquire reopens a lock file that was replaced under it before giving up. */
 const MAX_REOPENS = 64;
 
 
+/** What a file hold keeps for its release (Hold.data): whether it wrote the record. */
+const RECORD_WRITTEN = true;
+
 /**
  * True when the attempt now holds the kernel lock through its descriptor, false when
  * another descriptor holds it (the descriptor stays open for the wait). Opens the lock
- * file if needed, and after locking re-checks that the path still names the locked file.
+ * file if needed; the addon re-checks after locking that the path still names the locked
+ * file and writes the holder record, in the same call.
  */
 function trySync(_entry: LockEntry<NativeHandle>, attempt: Attempt<NativeHandle>): boolean {
   const options = attempt.options as ResolvedOptions;
   const { lockPath } = options;
+  const fields = options.record ? recordFields(options.owner, options.shared) : null;
   for (let reopens = 0; ; reopens++) {
     if (attempt.handle === null) {
       const opened = binding.open(lockPath, options.fileMode, true);
       if (!isHandle(opened)) throw lockFailure(opened, 'open', lockPath);
       attempt.handle = opened;
     }
-    const code = binding.tryLock(attempt.handle, options.shared);
-    if (code === binding.WOULD_BLOCK) return false;
-    if (code !== 0) throw closing(attempt, lockFailure(code, 'flock', lockPath));
-    if (stillNamed(attempt)) return true;
+    const serial = fields === null ? 0 : nextSerial();
+    const result = binding.tryLock(attempt.handle, options.shared, lockPath, fields, serial);
+    if (result >= 0) {
+      attempt.grantedAt = result;
+      attempt.grantData = fields === null ? undefined : RECORD_WRITTEN;
+      return true;
+    }
+    if (result === binding.NOT_EMPTY) {
+      attempt.grantedAt = Date.now();
+      attempt.grantData = recordOverContent(attempt.handle, options, attempt.grantedAt);
+      return true;
+    }
+    if (result === binding.WOULD_BLOCK) return false;
+    closeHandle(attempt);
+    if (result !== binding.REPLACED) throw lockFailure(result, 'flock', lockPath);
+    debug('%s was replaced while locking; reopening', lockPath);
     if (reopens >= MAX_REOPENS) throw lockFailure(binding.REPLACED, 'open', lockPath);
   }
+}
+
+/**
+ * The record of a holder that found its lock file not empty: written over a record of
+ * ours (a holder that died holding it, or another shared holder) or the OpenClaw gateway's
+ * legacy body; anything else is another tool's data and stays as it is.
+ */
+function recordOverContent(handle: NativeHandle, options: ResolvedOptions, grantedAt: number): boolean | undefined {
+  const content = readLockFile(options.lockPath);
+  if (!replaceable(content)) {
+    debug('%s holds data that is not a holder record; no record written', options.lockPath);
+    return undefined;
+  }
+  const code = binding.writeRecord(handle, recordText(options.owner, options.shared, grantedAt, nextSerial()));
+  if (code !== 0) debug('could not write the holder record into %s: %s', options.lockPath, binding.errorName(code) ?? code);
+  return RECORD_WRITTEN;
 }
 
 function closeHandle(attempt: Attempt<NativeHandle>): void {
@@ -50,49 +83,55 @@ function closing(attempt: Attempt<NativeHandle>, error: Error): Error {
   return error;
 }
 
-/**
- * After locking: does the path still name the locked file? If it was
- * unlinked or replaced, the lock protects nothing; close and reopen.
- */
-function stillNamed(attempt: Attempt<NativeHandle>): boolean {
-  const { lockPath } = attempt.options;
-  const code = binding.sameFile(attempt.handle as NativeHandle, lockPath);
-  if (code === 0) return true;
-  closeHandle(attempt);
-  if (code !== binding.REPLACED) throw lockFailure(code, 'stat', lockPath);
-  debug('%s was replaced while locking; reopening', lockPath);
-  return false;
-}
-
 /** The one completion callback of every wait (see binding.waitLock): `this` is the wait's entry. */
 function waitEnded(this: LockEntry<NativeHandle>, handle: NativeHandle, code: number, grantedAt: number, path: string | undefined): void {
-  if (code === 0) return this.waitSettled(handle, GRANTED, undefined, grantedAt);
+  if (code === 0) return this.waitSettled(handle, GRANTED, RECORD_WRITTEN, grantedAt);
+  if (code === binding.NOT_EMPTY) return grantedOverContent(this, handle, grantedAt);
   // Closing lets go of a grant on a replaced file (and of a late grant after a cancel).
   binding.close(handle);
   this.waitSettled(handle, code === binding.REPLACED ? RETRY : lockFailure(code, 'flock', path as string));
 }
 
+/** A wait granted on a lock file that holds data: see recordOverContent(). */
+function grantedOverContent(entry: LockEntry<NativeHandle>, handle: NativeHandle, grantedAt: number): void {
+  const waiter = entry.queue[0];
+  const options = waiter?.handle === handle ? (waiter.options as ResolvedOptions) : null;
+  const data = options !== null && options.record ? recordOverContent(handle, options, grantedAt) : undefined;
+  entry.waitSettled(handle, GRANTED, data, grantedAt);
+}
+
 function startWait(entry: LockEntry<NativeHandle>, waiter: Waiter<NativeHandle>): void {
-  const { lockPath, shared } = waiter.options;
-  const code = binding.waitLock(waiter.handle as NativeHandle, shared, lockPath, entry, waitEnded);
-  if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', lockPath));
+  const options = waiter.options as ResolvedOptions;
+  const fields = options.record ? recordFields(options.owner, options.shared) : null;
+  const code = binding.waitLock(waiter.handle as NativeHandle, options.shared, options.lockPath, entry, fields === null ? waitEndedWithout : waitEnded, fields, fields === null ? 0 : nextSerial());
+  if (code !== 0) throw closing(waiter, lockFailure(code, 'flock', options.lockPath));
 }
 
-/** The kernel unlock first, with nothing before it; then the record, if this hold wrote one. */
+/** waitEnded() of a wait that writes no record: a grant leaves nothing to clear. */
+function waitEndedWithout(this: LockEntry<NativeHandle>, handle: NativeHandle, code: number, grantedAt: number, path: string | undefined): void {
+  if (code === 0 || code === binding.NOT_EMPTY) return this.waitSettled(handle, GRANTED, undefined, grantedAt);
+  binding.close(handle);
+  this.waitSettled(handle, code === binding.REPLACED ? RETRY : lockFailure(code, 'flock', path as string));
+}
+
+/**
+ * One addon call: the record emptied (or, with removeLockFile and no other acquire of
+ * this process on it, the lock file unlinked) while still held, then the descriptor
+ * closed, which lets go of the lock.
+ */
 function release(hold: Hold<NativeHandle>): void {
-  const { lockPath } = hold.options;
-  const code = binding.close(hold.handle);
-  if (code !== 0) debug('closing %s reported %s', lockPath, binding.errorName(code) ?? code);
-  if (hold.data) clearRecord(hold.data as WrittenRecord);
+  const options = hold.options as ResolvedOptions;
+  let how = hold.data === RECORD_WRITTEN ? binding.RELEASE_CLEAR_RECORD : 0;
+  if (options.removeLockFile && lastInProcess(hold)) how |= binding.RELEASE_REMOVE_FILE;
+  if (how !== 0 && options.shared) how |= binding.RELEASE_SHARED;
+  const code = binding.release(hold.handle, how, options.lockPath);
+  if (code !== 0) debug('closing %s reported %s', options.lockPath, binding.errorName(code) ?? code);
 }
 
-/** Writes the holder record once, while held (diagnostics only; failures are logged). */
-function granted(hold: Hold<NativeHandle>): void {
-  const options = hold.options as ResolvedOptions;
-  if (!options.record || hold.data !== undefined) return;
-  const nonce = newNonce();
-  const text = recordText(options.owner, options.shared, hold.acquiredAt, nonce);
-  hold.data = writeRecord(recordPathFor(options.lockPath), text, nonce, options.fileMode);
+/** No other hold or queued acquire of this process on the lock: its next acquire would make the file anew. */
+function lastInProcess(hold: Hold<NativeHandle>): boolean {
+  const { entry } = hold;
+  return entry.queue.length === 0 && entry.holds.size <= 1;
 }
 
 /**
@@ -103,7 +142,7 @@ function granted(hold: Hold<NativeHandle>): void {
  * owner and age are kept only when the kernel says its exited writer took this very lock.
  */
 function describeHolder(entry: LockEntry<NativeHandle>): HolderAnswer {
-  const record = readRecord(recordPathFor(entry.lockPath));
+  const record = readRecord(entry.lockPath);
   const local = record !== null && (record.hostname === undefined || record.hostname === hostName());
   // A local record naming this process, which holds nothing here, was left by an earlier process with our pid.
   if (record !== null && (!local || (record.pid !== process.pid && pidAlive(record.pid)))) return holderFromRecord(record);
@@ -150,7 +189,8 @@ function holderFromRecord(record: HolderRecord): HolderInfo {
 /**
  * Kernel file locks: one descriptor per hold or wait, from the addon; waits on an
  * addon-owned thread (a cancelled one releases its late grant itself); the holder
- * record as diagnostics. See core/backend.ts for the contract.
+ * record, written and emptied by the addon in the calls that lock and unlock, as
+ * diagnostics. See core/backend.ts for the contract.
  */
 export const fileBackend: LockBackend<NativeHandle> = {
   family: 'file',
@@ -161,7 +201,6 @@ export const fileBackend: LockBackend<NativeHandle> = {
   cancelWait: (_entry, handle) => void binding.close(handle),
   release,
   releaseHandle: (_entry, handle) => void binding.close(handle),
-  granted,
   describeHolder,
 };
 

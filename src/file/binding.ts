@@ -22,33 +22,50 @@ export type WaitDone<C> = (this: C, handle: NativeHandle, code: number, grantedA
  */
 export interface RawBinding {
   open(path: string, mode: number, create: boolean): number;
-  tryLock(handle: NativeHandle, shared: boolean): number;
+  /**
+   * One attempt. The epoch ms of the grant (as Date.now() counts) when `handle` now holds
+   * the lock and `path` still names its file, with the record written if `recordFields`
+   * (see record.ts) is given; NOT_EMPTY when it holds it but the file holds data, so no
+   * record was written; REPLACED when the lock was taken on a file the path no longer
+   * names (close and reopen); WOULD_BLOCK; or a negative code.
+   */
+  tryLock(handle: NativeHandle, shared: boolean, path: string, recordFields: Buffer | null, serial: number): number;
   /**
    * Starts a blocking wait on an addon thread, which ends with
    * `done.call(context, handle, code, grantedAt, path)` (one function may serve every
-   * wait: no closure per wait). `code` is 0 (granted, and `path` still names the locked
-   * file: the identity check runs on that thread), REPLACED (granted on a replaced file:
-   * close and retry), CANCELLED, or an error code. With 0, `grantedAt` is when the kernel
-   * granted it (epoch ms, as Date.now() counts) and `path` is undefined; else 0 and the
-   * path the wait was started with.
+   * wait: no closure per wait). `code` is 0 (granted, `path` still names the locked file,
+   * and the record is written if `recordFields` is given: the identity check and the
+   * record run on that thread), NOT_EMPTY (granted, but the file holds data: no record
+   * written), REPLACED (granted on a replaced file: close and retry), CANCELLED, or an
+   * error code. Granted, `grantedAt` is when the kernel granted it (epoch ms) and `path`
+   * is undefined; else 0 and the path the wait was started with.
    */
-  waitLock<C extends object>(handle: NativeHandle, shared: boolean, path: string, context: C, done: WaitDone<C>): number;
+  waitLock<C extends object>(
+    handle: NativeHandle,
+    shared: boolean,
+    path: string,
+    context: C,
+    done: WaitDone<C>,
+    recordFields: Buffer | null,
+    serial: number,
+  ): number;
   unlock(handle: NativeHandle): number;
   /** Idempotent. While a wait runs, the close (and the release of a late grant) is left to its thread. Calls with a closed handle return CANCELLED (unlock and close: 0). */
   close(handle: NativeHandle): number;
+  /**
+   * Lets go of a hold in one call: empties the file (RELEASE_CLEAR_RECORD) or unlinks
+   * `path` if it still names the file (RELEASE_REMOVE_FILE), while still holding the
+   * lock, then closes. With RELEASE_SHARED either happens only if the lock can be taken
+   * exclusively at once (no other holder). The close's 0 or a negative code.
+   */
+  release(handle: NativeHandle, how: number, path: string): number;
+  /** Replaces whatever the held file holds with `text` (truncating): 0 or a negative code. */
+  writeRecord(handle: NativeHandle, text: string): number;
   sameFile(handle: NativeHandle, path: string): number;
   /** The identity of the open file as text (the same for every path to it); "" when the filesystem gives none. */
   fileKey(handle: NativeHandle): string | number;
   /** The same identity for the file `path` itself names (a symlink is not followed), or a negative code. */
   pathKey(path: string): string | number;
-  /**
-   * Writes `text` to the new file `temp` and renames it over `path`: the new file's identity
-   * as pathKey() gives it, or a negative code (EEXIST: `temp` exists, and is left alone;
-   * any other failure removes `temp`).
-   */
-  replaceFile(temp: string, path: string, text: string, mode: number): string | number;
-  /** Removes `path` if it names the file of `key` (from replaceFile()): 0, REPLACED (another file or none), or a negative code. */
-  removeIfSame(path: string, key: string): number;
   /** Returns the OS descriptor (fd or HANDLE value) or a negative code. */
   setInheritable(handle: NativeHandle, inheritable: boolean): number;
   errorName(code: number): string | undefined;
@@ -58,11 +75,15 @@ export interface RawBinding {
   readonly REPLACED: number;
   readonly CANCELLED: number;
   readonly NOT_REGULAR: number;
+  readonly NOT_EMPTY: number;
+  readonly RELEASE_CLEAR_RECORD: number;
+  readonly RELEASE_REMOVE_FILE: number;
+  readonly RELEASE_SHARED: number;
   readonly INTERFACE_VERSION: number;
 }
 
 /** The shape of the addon this TypeScript was written against (native/binding.c). */
-const INTERFACE_VERSION = 7;
+const INTERFACE_VERSION = 8;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 

@@ -11,8 +11,7 @@ import {
   type ProcLocksRead,
   readProcLocks,
 } from './proc-locks';
-import { type HolderRecord, readRecordDetailed, recordPathFor } from './record';
-import { tempRecordsIn, tempRecordsNote } from './record-temps';
+import { type HolderRecord, type LockFileContent, readLockFile } from './record';
 import { registry } from '../core/registry';
 import { networkFilesystem } from './filesystem';
 import { existingLockKey } from './lock-key';
@@ -62,8 +61,18 @@ export interface LockStatus {
   /** Epoch ms the lock was taken, when known (this process's own hold, or a record that agrees with the holder). */
   acquiredAt: number | null;
   heldForMs: number | null;
-  /** The parsed holder record `${lockPath}.json`, or null (missing, torn, hostile, too large). */
+  /**
+   * The holder record in the lock file, or null (none, torn, hostile, too large). The
+   * OpenClaw gateway's older `{pid, createdAt}` body shows here with those two fields.
+   */
   record: HolderRecord | null;
+  /**
+   * What the lock file holds: a 'record' of session-flock, the 'legacy' `{pid, createdAt}`
+   * body, nothing ('empty'), another tool's data ('foreign', never written over), or
+   * 'unreadable' (changing under every read, too large, or not readable); 'missing' when
+   * there is no lock file.
+   */
+  content: LockFileContent['kind'];
   /** How the state was found: 'proc-locks' (Linux, read-only) or 'probe' (a brief non-blocking try-lock). */
   method: 'proc-locks' | 'probe' | 'none';
   /** Human-readable observations: stale records, mismatches, why something is unknown. */
@@ -87,27 +96,13 @@ interface Context {
   table: ProcLocksRead;
   /** This process's pid as procfs numbers it (differs from process.pid when /proc belongs to another pid namespace). */
   selfPid: number | null;
-  /** Entries of each folder read so far (for temp records left beside a record). */
-  folders: Map<string, readonly string[]>;
 }
 
 function newContext(procRoot = '/proc'): Context {
   const table = readProcLocks(procRoot);
-  return { procRoot, table, selfPid: table.ok ? procSelfPid(procRoot) : null, folders: new Map() };
+  return { procRoot, table, selfPid: table.ok ? procSelfPid(procRoot) : null };
 }
 
-function folderEntries(context: Context, dir: string): readonly string[] {
-  let names = context.folders.get(dir);
-  if (names === undefined) {
-    try {
-      names = fs.readdirSync(dir);
-    } catch {
-      names = [];
-    }
-    context.folders.set(dir, names);
-  }
-  return names;
-}
 
 function modeOf(access: string): LockMode | null {
   if (access === 'READ') return 'shared';
@@ -140,17 +135,22 @@ function probe(lockPath: string): { state: 'free' | 'held' | 'unknown'; mode: Lo
     return { state: 'unknown', mode: null, note: `could not open the lock file to probe it (${name})` };
   }
   try {
-    const shared = binding.tryLock(handle, true);
+    const shared = binding.tryLock(handle, true, lockPath, null, 0);
     if (shared === binding.WOULD_BLOCK) return { state: 'held', mode: 'exclusive' };
-    if (shared !== 0) return { state: 'unknown', mode: null, note: `probe failed (${binding.errorName(shared) ?? shared})` };
+    if (shared < 0) return { state: 'unknown', mode: null, note: probeFailure(shared) };
     binding.unlock(handle);
-    const exclusive = binding.tryLock(handle, false);
+    const exclusive = binding.tryLock(handle, false, lockPath, null, 0);
     if (exclusive === binding.WOULD_BLOCK) return { state: 'held', mode: 'shared' };
-    if (exclusive !== 0) return { state: 'unknown', mode: null, note: `probe failed (${binding.errorName(exclusive) ?? exclusive})` };
+    if (exclusive < 0) return { state: 'unknown', mode: null, note: probeFailure(exclusive) };
     return { state: 'free', mode: null };
   } finally {
     binding.close(handle);
   }
+}
+
+function probeFailure(code: number): string {
+  if (code === binding.REPLACED) return 'the lock file was removed or replaced while it was inspected';
+  return `probe failed (${binding.errorName(code) ?? code})`;
 }
 
 function emptyStatus(target: string, lockPath: string): LockStatus {
@@ -165,6 +165,7 @@ function emptyStatus(target: string, lockPath: string): LockStatus {
     acquiredAt: null,
     heldForMs: null,
     record: null,
+    content: 'missing',
     method: 'none',
     notes: [],
   };
@@ -174,13 +175,14 @@ function inspectSync(target: string, lockPath: string, context: Context): LockSt
   const status = emptyStatus(target, lockPath);
   const { notes } = status;
 
-  const recordPath = recordPathFor(lockPath);
-  const read = readRecordDetailed(recordPath);
-  if (read.ok) status.record = read.record;
-  else if (read.problem !== 'missing') notes.push(read.detail);
+  const content = readLockFile(lockPath);
+  status.content = content.kind;
+  if (content.kind === 'record') status.record = content.record;
+  else if (content.kind === 'legacy') {
+    status.record = { pid: content.body.pid, createdAt: content.body.createdAt } as HolderRecord;
+    notes.push(`the lock file holds the older {pid, createdAt} body (pid ${content.body.pid}, created ${content.body.createdAt}); the next holder writes its record over it`);
+  } else if (content.kind === 'foreign' || content.kind === 'unreadable') notes.push(content.detail);
   const record = status.record;
-  const temps = tempRecordsNote(tempRecordsIn(recordPath, folderEntries(context, path.dirname(recordPath))));
-  if (temps !== null) notes.push(temps);
   const network = networkFilesystem(lockPath);
   if (network !== null) {
     notes.push(`on a network filesystem (${network}): the lock is the server's, holders on other hosts are not listed here, and a dead host's lock can outlive it (see Limitations in the README)`);
@@ -193,7 +195,6 @@ function inspectSync(target: string, lockPath: string, context: Context): LockSt
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       status.state = 'missing';
-      if (record !== null) notes.push(`record left by pid ${record.pid} without a lock file`);
     } else {
       notes.push(`cannot stat the lock file (${code})`);
     }
@@ -252,13 +253,20 @@ function inspectSync(target: string, lockPath: string, context: Context): LockSt
       if (own.waiters > 0) notes.push(`${own.waiters} acquire(s) in this process queued behind it`);
     } else if (record !== null && recordAgrees(status, record)) {
       status.owner = typeof record.owner === 'string' ? record.owner : null;
-      status.acquiredAt = typeof record.acquiredAt === 'number' && Number.isFinite(record.acquiredAt) ? record.acquiredAt : null;
+      status.acquiredAt = acquiredAtOf(record);
     }
     if (status.acquiredAt !== null) status.heldForMs = Math.max(0, Date.now() - status.acquiredAt);
   } else if (status.state === 'free' && record !== null) {
     notes.push(staleNote(record));
   }
   return status;
+}
+
+/** When the record says the lock was taken: its acquiredAt, else (the older body) its createdAt. */
+function acquiredAtOf(record: HolderRecord): number | null {
+  if (typeof record.acquiredAt === 'number' && Number.isFinite(record.acquiredAt)) return record.acquiredAt;
+  const created = typeof record.createdAt === 'string' ? Date.parse(record.createdAt) : NaN;
+  return Number.isFinite(created) ? created : null;
 }
 
 /** The record describes the current hold: its pid is among the holders (or, for a probe, it is the only identity there is). */
@@ -387,10 +395,10 @@ export function kernelHolders(lockPath: string, procRoot = '/proc'): KernelHolde
  * Who holds the lock of `target` (`${target}.lock` unless `options.lockPath`
  * says otherwise), since when, and whether that holder is alive.
  *
- * Guaranteed: it never creates, truncates or deletes a lock file or a record;
- * it never throws because of the record's contents (a missing, torn, empty,
- * hostile, symlinked or oversized record becomes a note); on Linux with a
- * readable /proc it takes no lock at all.
+ * Guaranteed: it never creates, writes, truncates or deletes a lock file; it
+ * never throws because of the lock file's contents (a torn, empty, hostile,
+ * foreign or oversized record becomes a note); on Linux with a readable /proc
+ * it takes no lock at all.
  *
  * Not guaranteed: the answer is a snapshot that may be stale by the time it is
  * read; identity from a record is only what a holder wrote.
@@ -423,8 +431,7 @@ function targetOf(lockPath: string): string {
 }
 
 /**
- * Every lock in `dir`: each `*.lock` file, plus each leftover `*.lock.json`
- * record whose lock file is gone (state 'missing'), sorted by path. With
+ * Every lock in `dir`: each `*.lock` file, sorted by path. With
  * `recursive`, subfolders too (symlinked folders are not followed).
  * Rejects when `dir` cannot be read.
  */
@@ -443,15 +450,12 @@ export async function listLocks(dir: string, options?: ListLocksOptions): Promis
       if (top) throw error;
       return;
     }
-    context.folders.set(folder, entries.map((entry) => entry.name));
     for (const entry of entries) {
       const full = path.join(folder, entry.name);
       if (entry.isDirectory()) {
         if (recursive) walk(full, false);
       } else if (entry.name.endsWith('.lock')) {
         lockPaths.add(full);
-      } else if (entry.name.endsWith('.lock.json')) {
-        lockPaths.add(full.slice(0, -'.json'.length));
       }
     }
   };

@@ -15,18 +15,25 @@ import {
 export interface AcquireOptions extends LockOptions {
   /** Default `${target}.lock`. */
   lockPath?: string;
-  /** Write the JSON holder record `${lockPath}.json`; default true. */
+  /** Write the JSON holder record into the lock file while it is held; default true. */
   record?: boolean;
-  /** Permissions of a new lock file and of the record; default 0o600. */
+  /**
+   * Remove the lock file at the last release, while still holding it; default false.
+   * Only for files that every locker re-checks after locking (session-flock does):
+   * flock(1) or fs-ext could then hold a deleted file.
+   */
+  removeLockFile?: boolean;
+  /** Permissions of a new lock file; default 0o600. */
   fileMode?: number;
 }
 
 export interface ResolvedOptions extends ResolvedLockOptions {
   record: boolean;
+  removeLockFile: boolean;
   fileMode: number;
 }
 
-const KNOWN_KEYS: ReadonlySet<string> = new Set([...LOCK_OPTION_KEYS, 'lockPath', 'record', 'fileMode']);
+const KNOWN_KEYS: ReadonlySet<string> = new Set([...LOCK_OPTION_KEYS, 'lockPath', 'record', 'removeLockFile', 'fileMode']);
 
 /** All argument checks of acquire/tryAcquire/withLock; native code trusts what leaves here. */
 export function resolveOptions(target: unknown, options: unknown): ResolvedOptions {
@@ -51,6 +58,7 @@ export function resolveOptions(target: unknown, options: unknown): ResolvedOptio
     signal,
     owner,
     record: optionalBoolean(o, 'record', true),
+    removeLockFile: optionalBoolean(o, 'removeLockFile', false),
     maxHoldMs: optionalDuration(o, 'maxHoldMs', Infinity, false),
     reentrant: optionalBoolean(o, 'reentrant', true),
     fileMode,

@@ -1,21 +1,25 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { debug } from '../core/observe';
-import { sweepStaleTemps, tempPathFor } from './record-temps';
 import { hostName } from '../core/host';
-import { binding } from './binding';
 
 /**
- * The JSON sidecar a holder writes after it holds the lock. Diagnostics only:
- * nothing decides ownership from it, and readers tolerate anything in it.
- * A record read back has a valid pid; any other field is there only if it
- * had the right type on disk, and unknown fields are dropped.
+ * The holder record: the lock file's own content while it is held, one line of JSON
+ * written by the holder through the descriptor that holds the lock and emptied when it
+ * lets go. Diagnostics only: nothing decides ownership from it, and readers tolerate
+ * anything in it. A record read back has a valid pid; any other field is there only if
+ * it had the right type on disk, and unknown fields are dropped.
+ *
+ * `pid` and `createdAt` are the fields of the body the OpenClaw gateway's older lock
+ * files held, so tools that read those see a live holder.
  */
 export interface HolderRecord {
   pid: number;
+  /** ISO 8601 time of the grant. */
+  createdAt: string;
   hostname: string;
   owner: string | null;
   mode: 'shared' | 'exclusive';
+  /** Epoch ms of the grant. */
   acquiredAt: number;
   /** argv0 and title only — never the full argv, which may hold secrets. */
   process: { argv0: string; title: string };
@@ -23,100 +27,72 @@ export interface HolderRecord {
   nonce: string;
 }
 
+/** A lock file larger than this is not read: a record is a few hundred bytes. */
 export const MAX_RECORD_BYTES = 64 * 1024;
 
-export function recordPathFor(lockPath: string): string {
-  return `${lockPath}.json`;
-}
-
-
-// Unique per hold without a syscall per acquire: a random per-process prefix and a counter.
+// Unique per hold without a syscall per acquire: a random per-process prefix and a serial.
 const noncePrefix = crypto.randomBytes(6).toString('hex');
-let nonceCounter = 0;
+let nonceSerial = 0;
 
-export function newNonce(): string {
-  return `${noncePrefix}-${(++nonceCounter).toString(36)}`;
+/** The serial of the next record's nonce (the addon appends it to the fixed fields). */
+export function nextSerial(): number {
+  return ++nonceSerial;
 }
 
-/** The fields of a record that a process does not change while it runs, as JSON. */
-let fixedFields: { pid: string; hostname: string; argv0: string; node: string } | undefined;
-let lastTitle: { raw: string; json: string } = { raw: '', json: '""' };
+/** The last fixed part made, reused while the owner, mode and title stay the same. */
+let lastFields: { owner: string | null; shared: boolean; title: string; bytes: Buffer } | undefined;
 
 /**
- * A HolderRecord of this process as one line of JSON, without building the object or
- * escaping the same strings again on every acquire: only the owner, the title (which a
- * process may change) and the grant's own fields are formatted each time.
+ * The fixed part of this process's record for one owner and mode, as the addon takes it:
+ * from `{` through the opening quote of the nonce's text. The addon appends the serial,
+ * `createdAt` and `acquiredAt` of the grant, so the record can be written on a wait
+ * thread the moment the kernel grants the lock. Built again only when the owner, the
+ * mode or the title (which a process may change) differs from the last one.
  */
-export function recordText(owner: string | null, shared: boolean, acquiredAt: number, nonce: string): string {
-  fixedFields ??= {
-    pid: JSON.stringify(process.pid),
-    hostname: JSON.stringify(hostName()),
-    argv0: JSON.stringify(process.argv0),
-    node: JSON.stringify(process.version),
-  };
+export function recordFields(owner: string | null, shared: boolean): Buffer {
   const title = process.title;
-  if (title !== lastTitle.raw) lastTitle = { raw: title, json: JSON.stringify(title) };
-  const fixed = fixedFields;
-  return (
-    `{"pid":${fixed.pid},"hostname":${fixed.hostname},"owner":${owner === null ? 'null' : JSON.stringify(owner)},` +
-    `"mode":"${shared ? 'shared' : 'exclusive'}","acquiredAt":${JSON.stringify(acquiredAt)},` +
-    `"process":{"argv0":${fixed.argv0},"title":${lastTitle.json}},"node":${fixed.node},"nonce":${JSON.stringify(nonce)}}\n`
-  );
+  const last = lastFields;
+  if (last !== undefined && last.owner === owner && last.shared === shared && last.title === title) return last.bytes;
+  const text =
+    `{"pid":${process.pid},"hostname":${JSON.stringify(hostName())},"owner":${JSON.stringify(owner)},` +
+    `"mode":"${shared ? 'shared' : 'exclusive'}","process":{"argv0":${JSON.stringify(process.argv0)},"title":${JSON.stringify(title)}},` +
+    `"node":${JSON.stringify(process.version)},"nonce":"${noncePrefix}-`;
+  const bytes = Buffer.from(text, 'utf8');
+  lastFields = { owner, shared, title, bytes };
+  return bytes;
 }
 
-/** The record a holder wrote, as the file it became: what clearRecord() checks before removing. */
-export interface WrittenRecord {
-  readonly path: string;
-  /** The written file's identity (binding.replaceFile()). */
-  readonly key: string;
+/** The whole record of a grant at `acquiredAt`, as the addon writes it (for a record written from JavaScript). */
+export function recordText(owner: string | null, shared: boolean, acquiredAt: number, serial: number): string {
+  return `${recordFields(owner, shared).toString('utf8')}${serial}","createdAt":"${new Date(acquiredAt).toISOString()}","acquiredAt":${acquiredAt}}\n`;
 }
+
+/** The body the OpenClaw gateway's older lock files held. */
+export interface LegacyBody {
+  pid: number;
+  createdAt: string;
+}
+
+/** What a lock file holds, as a reader sees it. */
+export type LockFileContent =
+  | { kind: 'record'; record: HolderRecord }
+  | { kind: 'legacy'; body: LegacyBody }
+  | { kind: 'empty' }
+  | { kind: 'missing' }
+  /** Stable content that is neither: another tool's. Never written over. */
+  | { kind: 'foreign'; detail: string }
+  /** Changing under every read (a holder mid-write), too large, or not readable. */
+  | { kind: 'unreadable'; detail: string };
 
 /**
- * Replaces the record atomically (temp file + rename, in one addon call), then removes temp
- * records that dead writers left beside it (see sweepStaleTemps). Failures are logged, never
- * thrown: the lock is held either way. Returns the written file's identity, or null.
+ * The known fields of a parsed record, each only if it has its type; null without a
+ * valid pid. Nothing else of what was on disk is kept, so a hostile record (deeply
+ * nested, huge, odd types) cannot reach a reader's output.
  */
-export function writeRecord(recordPath: string, text: string, nonce: string, fileMode: number): WrittenRecord | null {
-  const key = binding.replaceFile(tempPathFor(recordPath, nonce), recordPath, text, fileMode);
-  if (typeof key !== 'string') {
-    debug('could not write holder record %s: %s', recordPath, binding.errorName(key) ?? key);
-    return null;
-  }
-  sweepStaleTemps(recordPath);
-  return { path: recordPath, key };
-}
-
-/**
- * Clears a holder's own record once its lock is let go: the release puts no file I/O
- * before the kernel unlock, so the next holder (here or in another process) is woken
- * first. The record is removed only while the path still names the very file this holder
- * wrote (a later holder, or another shared holder, replaces it with a new file through
- * rename). On POSIX, a later holder that renames its record in between the check and the
- * unlink loses it: its hold then shows without a record (inspect and status name it from
- * the kernel), which is incomplete but never false. Never throws.
- */
-export function clearRecord(written: WrittenRecord): void {
-  const code = binding.removeIfSame(written.path, written.key);
-  if (code !== 0 && code !== binding.REPLACED) {
-    debug('could not remove holder record %s: %s', written.path, binding.errorName(code) ?? code);
-  }
-}
-
-export type RecordRead =
-  | { ok: true; record: HolderRecord }
-  | { ok: false; problem: 'missing' | 'unreadable' | 'too-large' | 'malformed'; detail: string };
-
-/**
- * The known fields of a parsed record, each only if it has its type; null
- * without a valid pid. Nothing else of what was on disk is kept, so a hostile
- * record (deeply nested, huge, odd types) cannot reach a reader's output.
- */
-function knownFields(value: unknown): HolderRecord | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const r = value as Record<string, unknown>;
-  if (!Number.isSafeInteger(r.pid) || (r.pid as number) <= 0) return null;
+function knownFields(r: Record<string, unknown>): HolderRecord | null {
   if (r.owner !== null && r.owner !== undefined && typeof r.owner !== 'string') return null;
   const record: Partial<HolderRecord> = { pid: r.pid as number };
+  if (typeof r.createdAt === 'string') record.createdAt = r.createdAt;
   if (typeof r.hostname === 'string') record.hostname = r.hostname;
   if (r.owner !== undefined) record.owner = r.owner as string | null;
   if (r.mode === 'shared' || r.mode === 'exclusive') record.mode = r.mode;
@@ -133,40 +109,75 @@ function knownFields(value: unknown): HolderRecord | null {
   return record as HolderRecord;
 }
 
-/** Reads at most MAX_RECORD_BYTES, never follows a symlink, never throws. */
-export function readRecordDetailed(recordPath: string): RecordRead {
+/**
+ * What `text` is: a record of ours (it has a nonce), the legacy body (a pid and a
+ * createdAt, no nonce), empty, or null when it is none of these (torn or foreign).
+ */
+export function classifyContent(text: string): LockFileContent | null {
+  if (text.length === 0) return { kind: 'empty' };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
+  const r = parsed as Record<string, unknown>;
+  if (!Number.isSafeInteger(r.pid) || (r.pid as number) <= 0) return null;
+  if (typeof r.nonce === 'string') {
+    const record = knownFields(r);
+    return record === null ? null : { kind: 'record', record };
+  }
+  if (typeof r.createdAt === 'string') return { kind: 'legacy', body: { pid: r.pid as number, createdAt: r.createdAt } };
+  return null;
+}
+
+/** Whether a holder may write its record over this content: ours, the legacy body, or nothing. */
+export function replaceable(content: LockFileContent): boolean {
+  return content.kind === 'record' || content.kind === 'legacy' || content.kind === 'empty';
+}
+
+/** How often a reader reads again content that is neither a record nor stable. */
+const READS = 3;
+
+/**
+ * Reads the lock file's content: at most MAX_RECORD_BYTES, never through a symlink,
+ * never throws. Content that is not a complete record is read again: the same bytes twice
+ * are another tool's ('foreign'); bytes that change under every read are a holder
+ * mid-write, reported as 'unreadable'.
+ */
+export function readLockFile(lockPath: string): LockFileContent {
   let fd: number;
   try {
-    fd = fs.openSync(recordPath, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
+    fd = fs.openSync(lockPath, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { ok: false, problem: 'missing', detail: 'no holder record' };
-    return { ok: false, problem: 'unreadable', detail: `holder record unreadable (${code})` };
+    if (code === 'ENOENT') return { kind: 'missing' };
+    return { kind: 'unreadable', detail: `lock file unreadable (${code})` };
   }
   try {
-    const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) return { ok: false, problem: 'unreadable', detail: 'holder record is not a regular file' };
-    if (stat.size > MAX_RECORD_BYTES) return { ok: false, problem: 'too-large', detail: `holder record is ${stat.size} bytes, over the ${MAX_RECORD_BYTES}-byte cap` };
-    const buffer = Buffer.alloc(MAX_RECORD_BYTES + 1);
-    const length = fs.readSync(fd, buffer, 0, buffer.length, 0);
-    if (length > MAX_RECORD_BYTES) return { ok: false, problem: 'too-large', detail: `holder record is over the ${MAX_RECORD_BYTES}-byte cap` };
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(buffer.toString('utf8', 0, length));
-    } catch {
-      return { ok: false, problem: 'malformed', detail: length === 0 ? 'holder record is empty' : 'holder record is not valid JSON (torn or foreign)' };
+    if (!fs.fstatSync(fd).isFile()) return { kind: 'unreadable', detail: 'lock file is not a regular file' };
+    const buffer = Buffer.allocUnsafe(MAX_RECORD_BYTES + 1);
+    let previous: string | null = null;
+    for (let read = 0; read < READS; read++) {
+      const length = fs.readSync(fd, buffer, 0, buffer.length, 0);
+      if (length > MAX_RECORD_BYTES) return { kind: 'unreadable', detail: `lock file is over the ${MAX_RECORD_BYTES}-byte cap of a record` };
+      const text = buffer.toString('utf8', 0, length);
+      const content = classifyContent(text);
+      if (content !== null) return content;
+      if (text === previous) return { kind: 'foreign', detail: 'the lock file holds data that is not a session-flock record (another tool\'s); it is never written over' };
+      previous = text;
     }
-    const record = knownFields(parsed);
-    if (record === null) return { ok: false, problem: 'malformed', detail: 'holder record has no valid pid' };
-    return { ok: true, record };
+    return { kind: 'unreadable', detail: 'the holder record changed under every read (a holder mid-write)' };
   } catch (error) {
-    return { ok: false, problem: 'unreadable', detail: `holder record unreadable (${(error as NodeJS.ErrnoException).code})` };
+    return { kind: 'unreadable', detail: `lock file unreadable (${(error as NodeJS.ErrnoException).code})` };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-export function readRecord(recordPath: string): HolderRecord | null {
-  const result = readRecordDetailed(recordPath);
-  return result.ok ? result.record : null;
+/** The holder record in the lock file, or null (no record, the legacy body, or anything else). */
+export function readRecord(lockPath: string): HolderRecord | null {
+  const content = readLockFile(lockPath);
+  return content.kind === 'record' ? content.record : null;
 }

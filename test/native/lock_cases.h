@@ -88,46 +88,44 @@ static size_t read_small_file(const char *path, char *buf, size_t size) {
   return got;
 }
 
-/* A record goes in through a temp file and out only while the path names the file written. */
-static void test_replace_and_remove(void) {
-  char path[320], temp[320], first[SF_KEY_MAX], second[SF_KEY_MAX], named[SF_KEY_MAX], buf[64];
-  path_in_dir(path, "rec.json");
-  path_in_dir(temp, "rec.json.tmp");
-  int n = sf_replace_file(temp, path, "{\"a\":1}\n", 8, 0600, first);
-  CHECK_TRUE(n > 0 && n < SF_KEY_MAX);
-  CHECK_EQ(sf_path_key(path, named), n);
-  CHECK_EQ(strcmp(named, first), 0);
-  CHECK_NAME(sf_path_key(temp, named), "ENOENT");
-  CHECK_EQ(read_small_file(path, buf, sizeof buf), 8);
-  CHECK_EQ(strcmp(buf, "{\"a\":1}\n"), 0);
-
-  /* Replaced again: a new file, which the first writer's key does not remove. */
-  CHECK_TRUE(sf_replace_file(temp, path, "{}\n", 3, 0600, second) > 0);
-  CHECK_TRUE(strcmp(first, second) != 0);
-  CHECK_EQ(sf_remove_if_same(path, first), SF_REPLACED);
+/* The record is the lock file's content: written through the holding descriptor only
+ * into an empty file (unless replacing), readable through another descriptor while
+ * held, emptied on demand; the file is removed only while its path names it. */
+static void test_record_in_lock_file(void) {
+  char path[320], buf[160], text[160], key[SF_KEY_MAX];
+  path_in_dir(path, "rec.lock");
+  sf_file_t *a = must_open(path), *b = must_open(path);
+  CHECK_EQ(sf_try_lock(a, 0), 0);
+  CHECK_EQ(sf_write_record(a, "{\"pid\":1}\n", 10, 0), 0);
+  CHECK_EQ(read_small_file(path, buf, sizeof buf), 10);
+  CHECK_EQ(strcmp(buf, "{\"pid\":1}\n"), 0);
+  /* Something is there now: a plain write refuses and leaves it; a replace truncates. */
+  CHECK_EQ(sf_write_record(a, "{}\n", 3, 0), SF_NOT_EMPTY);
+  CHECK_EQ(read_small_file(path, buf, sizeof buf), 10);
+  CHECK_EQ(sf_write_record(a, "{}\n", 3, 1), 0);
   CHECK_EQ(read_small_file(path, buf, sizeof buf), 3);
-  CHECK_EQ(sf_remove_if_same(path, second), 0);
-  CHECK_NAME(sf_path_key(path, named), "ENOENT");
-  CHECK_EQ(sf_remove_if_same(path, second), SF_REPLACED);
-
-  /* Without an owner write bit (a fileMode of 0400) it is still written, replaced and removed. */
-  CHECK_TRUE(sf_replace_file(temp, path, "{}\n", 3, 0400, first) > 0);
-  CHECK_TRUE(sf_replace_file(temp, path, "{ }\n", 4, 0400, second) > 0);
-  CHECK_EQ(read_small_file(path, buf, sizeof buf), 4);
-  CHECK_EQ(sf_remove_if_same(path, second), 0);
-  CHECK_NAME(sf_path_key(path, named), "ENOENT");
-
-  /* A temp name already taken (another writer's) is refused and left alone. */
-  FILE *taken = fopen(temp, "wb");
-  CHECK_TRUE(taken != NULL);
-  if (taken != NULL) {
-    fputs("x", taken);
-    fclose(taken);
+  CHECK_EQ(sf_clear_record(a), 0);
+  CHECK_EQ(read_small_file(path, buf, sizeof buf), 0);
+  /* The holder's grant fields: nonce serial, ISO 8601 time, epoch ms. */
+  int n = sf_format_record(text, sizeof text, "{\"pid\":1,\"nonce\":\"x-", 20, 42, 1767225600123.0);
+  CHECK_TRUE(n > 0);
+  if (n > 0) {
+    text[n] = '\0';
+    CHECK_EQ(strcmp(text, "{\"pid\":1,\"nonce\":\"x-42\",\"createdAt\":\"2026-01-01T00:00:00.123Z\",\"acquiredAt\":1767225600123}\n"), 0);
   }
-  CHECK_NAME(sf_replace_file(temp, path, "{}\n", 3, 0600, first), "EEXIST");
-  CHECK_EQ(read_small_file(temp, buf, sizeof buf), 1);
-  CHECK_NAME(sf_path_key(path, named), "ENOENT");
-  remove(temp);
+  CHECK_EQ(sf_format_record(text, 20, "{\"pid\":1,\"nonce\":\"x-", 20, 42, 0), SF_NO_MEMORY);
+  n = sf_format_record(text, sizeof text, "{\"n\":\"", 6, 1, 951782400000.0); /* 2000-02-29, a leap day */
+  CHECK_TRUE(n > 0);
+  if (n > 0) text[n] = '\0';
+  CHECK_TRUE(strstr(text, "2000-02-29T00:00:00.000Z") != NULL);
+  /* Removal while held: the other descriptor still has the file, the path names nothing. */
+  CHECK_EQ(sf_remove_locked(a, path), 0);
+  CHECK_NAME(sf_path_key(path, key), "ENOENT");
+  CHECK_EQ(sf_remove_locked(a, path), SF_REPLACED);
+  CHECK_EQ(sf_same_file(b, path), SF_REPLACED);
+  sf_close(a);
+  sf_close(b);
+  remove(path);
 }
 
 /* The grant time a wait thread reports: whole ms, on the clock time() and Date.now() read. */

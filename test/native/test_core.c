@@ -179,7 +179,7 @@ int main(void) {
   RUN(test_close_releases);
   RUN(test_keys);
   RUN(test_wall_clock);
-  RUN(test_replace_and_remove);
+  RUN(test_record_in_lock_file);
   RUN(test_wait_thread);
   RUN(test_identity);
   RUN(test_errors);

@@ -270,7 +270,7 @@ int main(void) {
   RUN(test_close_releases);
   RUN(test_keys);
   RUN(test_wall_clock);
-  RUN(test_replace_and_remove);
+  RUN(test_record_in_lock_file);
   RUN(test_wait_granted);
   RUN(test_wait_cancelled);
   RUN(test_error_mapping);

@@ -171,9 +171,9 @@ async function fuzz(dir: string): Promise<FuzzResult> {
   const { target, writers } = pool;
   const holderPid = () => {
     try {
-      return JSON.parse(fs.readFileSync(`${target}.lock.json`, 'utf8')).pid as number;
+      return JSON.parse(fs.readFileSync(`${target}.lock`, 'utf8')).pid as number;
     } catch {
-      return undefined; // no record right now, or a torn one
+      return undefined; // no record right now (empty between holders), or a torn one
     }
   };
   const killTimes: FuzzResult['killTimes'] = [];

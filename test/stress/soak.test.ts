@@ -62,8 +62,8 @@ describe('resource soak', () => {
       expect(res.waitsInFlight).toBe(0);
       expect(res.waitThreads).toBe(0);
       expect(res.recordLeft).toBe(false); // the record goes with the release
-      expect(res.lockFileKept).toBe(true); // the lock file is never deleted
-      expect(res.dirEntries).toEqual(['cycle.jsonl.lock']); // no temp records, nothing else
+      expect(res.lockFileKept).toBe(true); // the lock file stays (no removeLockFile)
+      expect(res.dirEntries).toEqual(["cycle.jsonl.lock"]); // one file per lock, nothing else
     });
   }
 

@@ -164,22 +164,25 @@ test('a cancelled wait never leaves the lock held (release racing the timeout)',
   await assertFreeForOthers(t);
 });
 
-test('the holder record is readable by another process while the lock is held', async () => {
+test('the holder record, the lock file itself, is readable by another process while held, and empty after release', async () => {
   const t = target();
   const h = await holder();
   const { lockPath } = await h.call({ op: 'acquire', target: t, owner: 'agent:coder' });
   assert.equal(lockPath, `${t}.lock`);
-  const record = JSON.parse(fs.readFileSync(`${lockPath}.json`, 'utf8'));
+  // The lock covers one byte far past the data, so the record can be read while held
+  // (Wine does not enforce Windows' mandatory range locks, so that part proves little here).
+  const record = JSON.parse(fs.readFileSync(lockPath, 'utf8'));
   assert.equal(record.pid, h.child.pid);
   assert.equal(record.owner, 'agent:coder');
   assert.equal(record.mode, 'exclusive');
-  // The lock file itself stays readable and writable too (Wine does not enforce
-  // Windows' mandatory range locks, so this proves little here; see the docs).
-  fs.readFileSync(lockPath);
+  assert.equal(typeof record.createdAt, 'string');
+  assert.equal(Date.parse(record.createdAt), record.acquiredAt);
   const err = await acquire(t, { timeoutMs: 0 }).catch((e) => e);
   assert.ok(err instanceof LockTimeoutError);
   assert.match(err.message, /agent:coder/);
   await h.call({ op: 'release' });
+  assert.equal(fs.readFileSync(lockPath, 'utf8'), '');
+  assert.deepEqual(fs.readdirSync(path.dirname(lockPath)).filter((name) => name.startsWith(path.basename(t))), [path.basename(lockPath)]);
   await h.close();
 });
 
