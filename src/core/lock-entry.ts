@@ -1,6 +1,5 @@
 import { setImmediate } from 'node:timers';
 import { BUSY, GRANTED, type LockBackend, RETRY, type WaitOutcome } from './backend';
-import { deferMicrotask } from './defer';
 import { type HolderAnswer, LockTimeoutError } from './errors';
 import { type CallSite, Hold } from './hold';
 import { channels, debug } from './observe';
@@ -19,6 +18,27 @@ function forgetUnusedEntries(): void {
   const entries = unusedEntries;
   unusedEntries = [];
   for (const entry of entries) entry.forgetNowIfUnused();
+}
+
+/**
+ * Grants whose bookkeeping waits for the check phase of this turn of the event loop,
+ * flat as (waiter, hold, lock) triples: the acquire event, the long-hold watch, the
+ * backend's post-grant work, the leak watch, and clearing the waiter's timer and abort
+ * listener. None of it is needed before the acquirer's code runs (a settled waiter's timer
+ * or abort finds it settled and does nothing), and on an event loop that just woke up it
+ * costs more than the rest of the handoff, so it runs once the acquirer's continuation,
+ * and every microtask it queued, has run.
+ */
+let grantsToFinish: unknown[] = [];
+
+function finishGrants(): void {
+  const grants = grantsToFinish;
+  grantsToFinish = [];
+  for (let i = 0; i < grants.length; i += 3) {
+    (grants[i + 1] as Hold).granted();
+    watchForLeak(grants[i + 2] as SessionLock);
+    (grants[i] as Waiter).settle();
+  }
 }
 
 /** What a backend's trySync works with: a request's options, and its handle once opened. */
@@ -82,15 +102,8 @@ export class Waiter<H = unknown> implements Attempt<H> {
       (lock as { acquiredAt: number }).acquiredAt = hold.acquiredAt;
     }
     this.onGrant(lock);
-    // The backend's diagnostics (the holder record), the acquire event, the leak watch and
-    // clearing the timeout (and abort listener) wait until the acquirer has resumed: on an
-    // event loop that just woke up they cost more than the rest of the handoff. A hold
-    // released before then writes no record.
-    deferMicrotask(() => {
-      hold.granted();
-      watchForLeak(lock);
-      this.settle();
-    });
+    // Ref'd: the waiter's timer keeps the loop alive until then anyway.
+    if (grantsToFinish.push(this, hold, lock) === 3) setImmediate(finishGrants);
   }
 
   /** A tryOnly attempt that found the lock held. */
@@ -110,7 +123,8 @@ export class Waiter<H = unknown> implements Attempt<H> {
     void error.then(this.onFail);
   }
 
-  private settle(): void {
+  /** @internal Runs the cleanups (timer, abort listener) once. */
+  settle(): void {
     this.settled = true;
     for (const cleanup of this.cleanups) cleanup();
     this.cleanups = [];
