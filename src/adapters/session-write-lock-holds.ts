@@ -8,7 +8,7 @@ import type { Hold } from '../core/hold';
 import { holdOf, type SessionLock } from '../core/session-lock';
 
 /** How often the watchdog looks, as the old module: once a minute. */
-export const WATCHDOG_INTERVAL_MS = 60_000;
+const WATCHDOG_INTERVAL_MS = 60_000;
 
 interface Taken {
   readonly lockPath: string;
