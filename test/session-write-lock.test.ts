@@ -665,6 +665,25 @@ describe('cleanStaleLockFiles: kernel truth first, then the old rules; a lock fi
     expect(fs.readdirSync(sessionsDir)).toEqual([]);
   });
 
+  it('judges each file by what it holds when its turn comes: one an old gateway took since the sweep began is kept', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const child = await startChild();
+    const dead = await deadPid();
+    const first = path.join(sessionsDir, 'a.jsonl.lock');
+    const second = path.join(sessionsDir, 'b.jsonl.lock');
+    for (const lockPath of [first, second]) fs.writeFileSync(lockPath, JSON.stringify({ pid: dead, createdAt: new Date().toISOString() }));
+    const createdAt = new Date().toISOString();
+    // The kernel state of both was read before the first removal is logged; then an old-module gateway takes the second.
+    const warn = (message: string): void => {
+      if (message.includes(first)) fs.writeFileSync(second, JSON.stringify({ pid: child.pid, createdAt }));
+    };
+    const result = await cleanStaleLockFiles({ sessionsDir, log: { warn } });
+    expect(result.cleaned.map((l) => l.lockPath)).toEqual([first]);
+    expect(result.locks[1]).toMatchObject({ lockPath: second, pid: child.pid, pidAlive: true, createdAt, stale: false, removed: false });
+    expect(JSON.parse(fs.readFileSync(second, 'utf8'))).toEqual({ pid: child.pid, createdAt });
+  });
+
   it('a record from another host is judged by its age only (its pid cannot be checked from here)', async () => {
     const sessionsDir = path.join(dir, 'sessions');
     fs.mkdirSync(sessionsDir);
@@ -712,8 +731,8 @@ describe('cleanStaleLockFiles: kernel truth first, then the old rules; a lock fi
     ]);
     expect(fs.existsSync(lockPathOf(killed))).toBe(true);
 
-    const swept = await cleanStaleLockFiles({ sessionsDir });
-    expect(swept.cleaned).toMatchObject([{ lockPath: lockPathOf(killed), staleReasons: ['dead-pid'] }]);
+    const swept = await cleanStaleLockFiles({ sessionsDir, staleMs: 1, nowMs: Date.now() + 3_600_000 });
+    expect(swept.cleaned).toMatchObject([{ lockPath: lockPathOf(killed), staleReasons: ['dead-pid', 'too-old'] }]);
     expect(fs.existsSync(lockPathOf(killed))).toBe(false);
     expect(fs.existsSync(mine.lockPath as string)).toBe(true);
     expect(mine.held).toBe(true);
