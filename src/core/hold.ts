@@ -93,12 +93,12 @@ export class Hold<H = unknown> {
   private announce(): void {
     if (this.announced) return;
     this.announced = true;
-    const { entry, options } = this;
+    const { options } = this;
     if (!this.released && options.maxHoldMs !== Infinity) this.watchLongHold(options.maxHoldMs);
     if (channels.acquire.hasSubscribers) {
-      channels.acquire.publish({ target: entry.target, lockPath: entry.lockPath, mode: this.mode, owner: options.owner, waitedMs: this.waitedMs });
+      channels.acquire.publish({ target: options.target, lockPath: options.lockPath, mode: this.mode, owner: options.owner, waitedMs: this.waitedMs });
     }
-    if (debug.enabled) debug('acquired %s (%s) after %dms', entry.lockPath, this.mode, this.waitedMs);
+    if (debug.enabled) debug('acquired %s (%s) after %dms', options.lockPath, this.mode, this.waitedMs);
   }
 
   get shared(): boolean {
@@ -158,9 +158,9 @@ export class Hold<H = unknown> {
     if (pending !== undefined) this.releasing = pending;
     entry.holds.delete(this);
     if (channels.release.hasSubscribers) {
-      channels.release.publish({ target: entry.target, lockPath: entry.lockPath, mode: this.mode, owner: this.options.owner, heldMs: this.heldForMs });
+      channels.release.publish({ target: this.options.target, lockPath: this.options.lockPath, mode: this.mode, owner: this.options.owner, heldMs: this.heldForMs });
     }
-    if (debug.enabled) debug('released %s after %dms', entry.lockPath, this.heldForMs);
+    if (debug.enabled) debug('released %s after %dms', this.options.lockPath, this.heldForMs);
     entry.pump();
     return true;
   }
@@ -172,7 +172,7 @@ export class Hold<H = unknown> {
   lose(error: Error): void {
     if (this.released) return;
     this.lost = error;
-    debug('lost %s: %s', this.entry.lockPath, error.message);
+    debug('lost %s: %s', this.options.lockPath, error.message);
     this.release();
     this.controller?.abort(error);
   }
@@ -189,8 +189,8 @@ export class Hold<H = unknown> {
     // several timers): the report never comes before the limit.
     if (heldForMs < this.options.maxHoldMs) return this.watchLongHold(this.options.maxHoldMs - heldForMs);
     const report = {
-      target: this.entry.target,
-      lockPath: this.entry.lockPath,
+      target: this.options.target,
+      lockPath: this.options.lockPath,
       mode: this.mode,
       owner: this.options.owner,
       heldForMs,
@@ -199,7 +199,7 @@ export class Hold<H = unknown> {
     };
     channels.longHold.publish(report);
     process.emitWarning(
-      `session-flock: ${this.entry.lockPath} has been held for ${report.heldForMs}ms, over maxHoldMs ${report.maxHoldMs}; ` +
+      `session-flock: ${this.options.lockPath} has been held for ${report.heldForMs}ms, over maxHoldMs ${report.maxHoldMs}; ` +
         `it is not taken away. Acquired at:\n${report.acquiredAt}`,
       { type: 'SessionFlockLongHoldWarning', code: 'SESSION_FLOCK_LONG_HOLD' },
     );

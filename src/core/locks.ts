@@ -102,10 +102,10 @@ function timedOutNow<H>(entry: LockEntry<H>, options: ResolvedLockOptions): Prom
   const holder = entry.holder();
   return holder instanceof Promise
     ? holder.then(
-        (known) => Promise.reject(new LockTimeoutError(entry.lockPath, entry.target, options.timeoutMs, known)),
-        () => Promise.reject(new LockTimeoutError(entry.lockPath, entry.target, options.timeoutMs, null)),
+        (known) => Promise.reject(new LockTimeoutError(options.lockPath, options.target, options.timeoutMs, known)),
+        () => Promise.reject(new LockTimeoutError(options.lockPath, options.target, options.timeoutMs, null)),
       )
-    : Promise.reject(new LockTimeoutError(entry.lockPath, entry.target, options.timeoutMs, holder));
+    : Promise.reject(new LockTimeoutError(options.lockPath, options.target, options.timeoutMs, holder));
 }
 
 function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, tryOnly: boolean, opened: H | null): Promise<SessionLock | null> {
@@ -236,8 +236,8 @@ export function heldLocksOf(family: unknown): HeldLockInfo[] {
   for (const entry of entriesOf(family)) {
     for (const hold of entry.holds) {
       result.push({
-        target: entry.target,
-        lockPath: entry.lockPath,
+        target: hold.options.target,
+        lockPath: hold.options.lockPath,
         mode: hold.mode,
         owner: hold.options.owner,
         acquiredAt: hold.acquiredAt,
