@@ -109,16 +109,12 @@ class PostgresLockSet implements PostgresLocks {
     return this.query(null, this.namespace);
   }
 
+  /** Within the lease: connecting, then one round trip (a silent server gets its session closed). */
   private async query(lockKey: bigint | null, namespace: string | null): Promise<PostgresLockStatus[]> {
-    const connection = await this.pool.take();
-    try {
-      const statuses = await queryLocks(connection, this.pool.sql.locks, lockKey, namespace, this.pool.settings.hostname);
-      this.pool.give(connection);
-      return statuses;
-    } catch (error) {
-      this.pool.discard(connection);
-      throw error;
-    }
+    if (this.closed) throw new Error(`this PostgreSQL lock set (namespace ${this.namespace}) was closed`);
+    const { settings } = this.pool;
+    const connection = await this.pool.forStatement(settings.leaseMs);
+    return queryLocks(connection, this.pool.sql, lockKey, namespace, settings.hostname, settings.leaseMs);
   }
 
   heldLocks(): HeldLockInfo[] {
@@ -172,19 +168,19 @@ export function createPostgresLocks(options?: PostgresLocksOptions): PostgresLoc
   return new PostgresLockSet(options);
 }
 
-/** For `status --postgres`: every session-flock lock of the database, or one namespace's. */
-export async function listPostgresLocks(options: PostgresLocksOptions, namespace: string | null): Promise<PostgresLockStatus[]> {
+/**
+ * For `status --postgres`: every session-flock lock of the database, or one namespace's.
+ * `schema` false: there is no diagnostics schema (or this role cannot use it), and the
+ * statuses are every advisory lock of the database, from pg_locks alone.
+ */
+export async function listPostgresLocks(options: PostgresLocksOptions, namespace: string | null): Promise<{ statuses: PostgresLockStatus[]; schema: boolean }> {
   loadPg();
-  const pool = new ConnectionPool(resolveSettings({ ...options, poolSize: 0 }), true);
+  const pool = new ConnectionPool(resolveSettings({ ...options, poolSize: 0, maxConnections: 1 }), true);
   try {
-    const connection = await pool.take();
-    try {
-      // No schema: no session-flock client ever locked anything on this database.
-      if (!pool.schemaExists) return [];
-      return await queryLocks(connection, pool.sql.locks, null, namespace, pool.settings.hostname);
-    } finally {
-      pool.discard(connection);
-    }
+    const { settings } = pool;
+    const connection = await pool.forStatement(settings.leaseMs);
+    const statuses = await queryLocks(connection, pool.sql, null, namespace, settings.hostname, settings.leaseMs);
+    return { statuses, schema: pool.sql.withSchema };
   } finally {
     await pool.close();
   }
