@@ -71,8 +71,27 @@ function explain(error, log) {
   return [message, signal, stderr, tail].filter(Boolean).join('\n');
 }
 
+/** The postmaster's pid (first line of postmaster.pid) and every process whose parent it is. */
+function serverPids(data) {
+  const postmaster = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The command name may contain spaces and parentheses: the fields after its last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === postmaster) children.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return [postmaster, ...children];
+}
+
 /**
- * Starts a cluster; resolves to { url, stop() } (stop is synchronous and idempotent).
+ * Starts a cluster; resolves to { url, port, dir, stop(), restart(), serverPids() } (stop is
+ * synchronous and idempotent).
  * `listen`: listen_addresses; `trustNetworks`: CIDRs whose clients are trusted besides localhost.
  * Rejects with an Error whose message says why.
  */
@@ -126,7 +145,17 @@ export async function startCluster({ bindir = findServerBinaries(), listen = '12
       try {
         runAs(user, path.join(bindir, 'pg_ctl'), ['start', '-D', data, '-l', log, '-w', '-t', '60', '-o', settings]);
         started = true;
-        return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, stop };
+        const pgCtl = (args) => runAs(user, path.join(bindir, 'pg_ctl'), [...args, '-D', data]);
+        return {
+          url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+          port,
+          dir,
+          stop,
+          /** Fast shutdown then start again on the same port: every session ends (57P01), then refused, then back. */
+          restart: () => pgCtl(['restart', '-m', 'fast', '-w', '-t', '60', '-l', log, '-o', settings]),
+          /** The postmaster and its children (backends and auxiliary processes), for SIGSTOP/SIGCONT. */
+          serverPids: () => serverPids(data),
+        };
       } catch (error) {
         const why = explain(error, log);
         if (attempt < 3 && /could not bind|address already in use/i.test(why)) continue;

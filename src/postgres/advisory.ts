@@ -34,6 +34,8 @@ export interface AdvisoryAttempt {
 
 /** lock_not_available: lock_timeout expired. */
 const LOCK_NOT_AVAILABLE = '55P03';
+/** out_of_shared_memory: the lock table is full (max_locks_per_transaction); raised before any grant. */
+const OUT_OF_SHARED_MEMORY = '53200';
 /** query_canceled: our cancel request arrived. */
 const QUERY_CANCELED = '57014';
 /** lock_timeout's ceiling (an int of ms); a longer budget waits without it (the core's timer ends it). */
@@ -77,7 +79,15 @@ export class AdvisoryLocks {
   /** One pg_try_advisory_lock with the token and the diagnostics row: a grant, or null. */
   private async tryOn(connection: LockConnection, request: AdvisoryRequest, keepRow: boolean, boundMs: number): Promise<AdvisoryGrant | null> {
     const sql = request.shared ? this.pool.sql.try.shared : this.pool.sql.try.exclusive;
-    const { rows } = await connection.query(sql, this.tryValues(request, keepRow), boundMs, 'trying an advisory lock');
+    let rows: unknown[];
+    try {
+      ({ rows } = await connection.query(sql, this.tryValues(request, keepRow), boundMs, 'trying an advisory lock'));
+    } catch (error) {
+      // An error after the lock was taken inside the statement leaves it held by the
+      // session: closed, with whatever else it held (out of shared memory comes before).
+      if (sqlCode(error) !== OUT_OF_SHARED_MEMORY) connection.destroy();
+      throw error;
+    }
     const row = rows[0] as { granted: boolean; token: string | null };
     return row.granted ? this.grant(connection, row.token!, request) : null;
   }
@@ -214,13 +224,15 @@ export class AdvisoryLocks {
       try {
         ({ rows } = (await connection.query(sql, [request.lockKey.toString(), `${timeout}ms`], Infinity, 'waiting for an advisory lock')) as { rows: { token: string }[] });
       } catch (error) {
-        const code = sqlCode(error);
-        if ((code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED) && connection.broken === null) {
-          // Cancelled for sure (57014), or timed out: the session is clean again.
-          if (code === QUERY_CANCELED) connection.cancelled = false;
+        // lock_timeout ends the wait before any grant. Anything else (our cancel included)
+        // may have come after the grant inside the statement, and a session-level advisory
+        // lock outlives its statement's error: the session cannot be trusted and is closed.
+        if (sqlCode(error) === LOCK_NOT_AVAILABLE && connection.broken === null && !connection.cancelled) {
           await this.forget(connection, request);
           return null;
         }
+        connection.destroy();
+        if (sqlCode(error) === QUERY_CANCELED || connection.cancelled) return null;
         throw error;
       }
       if (connection.cancelled) {

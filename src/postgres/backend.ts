@@ -18,6 +18,12 @@ export interface PostgresHandle {
 let lockSets = 0;
 
 /**
+ * The holder lookup behind a timeout error runs after the budget is spent: a short bound of
+ * its own, after which the error says the server did not answer.
+ */
+const HOLDER_LOOKUP_MS = 500;
+
+/**
  * The PostgreSQL backend of one lock set, for the core (see core/backend.ts).
  * Every attempt is a round trip, so there is no trySync: a wait with no budget
  * is one pg_try_advisory_lock. The FIFO and re-entrancy stay in the core, so
@@ -113,7 +119,7 @@ export class PostgresBackend implements LockBackend<PostgresHandle> {
     if (grant !== null) void this.advisory.release(grant);
   }
 
-  /** Within settings.quickMs, whatever the server does; "the server did not answer" past it. */
+  /** Within HOLDER_LOOKUP_MS, whatever the server does; "the server did not answer" past it. */
   async describeHolder(entry: LockEntry<PostgresHandle>): Promise<HolderAnswer> {
     const failure = this.failures.get(entry);
     if (failure !== undefined) {
@@ -124,10 +130,10 @@ export class PostgresBackend implements LockBackend<PostgresHandle> {
     const { settings } = this.pool;
     let timer: NodeJS.Timeout | undefined;
     const silent = new Promise<HolderAnswer>((resolve) => {
-      timer = setTimeout(() => resolve(new HolderUnknown('the server did not answer')), settings.quickMs);
+      timer = setTimeout(() => resolve(new HolderUnknown('the server did not answer')), HOLDER_LOOKUP_MS);
     });
     const lookup = (async (): Promise<HolderAnswer> => {
-      const connection = await this.pool.forStatement(settings.quickMs);
+      const connection = this.pool.anyAnswering() ?? (await this.pool.forStatement(HOLDER_LOOKUP_MS));
       const statuses = await queryLocks(connection, this.pool.sql, lockKey, null, settings.hostname, Infinity);
       return holderInfo(statusOfKey(statuses, lockKey, entry.target, settings.namespace));
     })().catch((error: Error) => new HolderUnknown(`the server could not be asked: ${error.message}`));

@@ -47,6 +47,8 @@ export class LockConnection {
   private tickTimer: NodeJS.Timeout | null = null;
   private nextBeatAt = 0;
   private beating = false;
+  /** Settles when the last statement queued so far has been answered. */
+  private tail: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly client: Client,
@@ -109,7 +111,6 @@ export class LockConnection {
    */
   query(text: string, values: unknown[], boundMs: number, doing: string): Promise<QueryResult> {
     if (this.broken !== null) return Promise.reject(this.broken);
-    const sentAt = Date.now();
     // A statement awaited by a caller keeps the process alive until it is answered or bounded.
     if (this.inFlight++ === 0) socketOf(this.client)?.ref();
     let timer: NodeJS.Timeout | undefined;
@@ -120,23 +121,39 @@ export class LockConnection {
       }, Math.max(1, boundMs));
       timer.unref();
     }
-    return this.client.query({ text, values }).then(
-      (result) => {
-        clearTimeout(timer);
-        if (--this.inFlight === 0) socketOf(this.client)?.unref();
-        if (sentAt > this.answeredSentAt) this.answeredSentAt = sentAt;
-        return result;
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        if (--this.inFlight === 0) socketOf(this.client)?.unref();
-        // A statement the server rejected still proves the session alive; a broken one does not.
-        if (this.broken === null && typeof (error as { code?: unknown }).code === 'string' && /^[0-9A-Z]{5}$/.test((error as { code: string }).code)) {
+    // One statement at a time, in order (pg queues too, but warns about it): the send time
+    // is then the time it really went out, which the lease counts from.
+    let sentAt = 0;
+    const previous = this.tail;
+    let done!: () => void;
+    this.tail = new Promise<void>((resolve) => (done = resolve));
+    const settled = (): void => {
+      clearTimeout(timer);
+      if (--this.inFlight === 0) socketOf(this.client)?.unref();
+      done();
+    };
+    return previous
+      .then(() => {
+        if (this.broken !== null) throw this.broken;
+        sentAt = Date.now();
+        return this.client.query({ text, values });
+      })
+      .then(
+        (result) => {
+          settled();
           if (sentAt > this.answeredSentAt) this.answeredSentAt = sentAt;
-        }
-        throw this.broken ?? serverError(error, doing, this.settings.maxConnections);
-      },
-    );
+          return result;
+        },
+        (error: unknown) => {
+          settled();
+          // A statement the server rejected still proves the session alive; a broken one does not.
+          const code = (error as { code?: unknown }).code;
+          if (this.broken === null && sentAt > 0 && typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && sentAt > this.answeredSentAt) {
+            this.answeredSentAt = sentAt;
+          }
+          throw this.broken ?? serverError(error, doing, this.settings.maxConnections);
+        },
+      );
   }
 
   /** True once more time than the lease has passed since the last answered statement was sent. */

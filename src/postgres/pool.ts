@@ -99,6 +99,16 @@ export class ConnectionPool {
     return connection;
   }
 
+  /** An open session for a lookup, not in a blocking wait, the most recently answered; null if none. */
+  anyAnswering(): LockConnection | null {
+    let best: LockConnection | null = null;
+    for (const c of this.connections) {
+      if (c.waiting || c.broken !== null || !this.schemaReady) continue;
+      if (best === null || c.answeredSentAt > best.answeredSentAt) best = c;
+    }
+    return best;
+  }
+
   /** A blocking wait ended: its session is free again (or closed if it cannot be trusted). */
   endWait(connection: LockConnection): void {
     connection.waiting = false;
