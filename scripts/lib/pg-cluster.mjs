@@ -2,7 +2,7 @@
 // pg_ctl, listening on 127.0.0.1 at a free port with its socket directory in a
 // temp folder, fsync off, removed when stopped. SESSION_FLOCK_TEST_PG_URL, when
 // set, is used instead and nothing is started.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -55,6 +55,13 @@ function serverUser() {
 function runAs(user, file, args, options = {}) {
   const [cmd, argv] = user === null ? [file, args] : ['setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', file, ...args]];
   return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options });
+}
+
+function runAsAsync(user, file, args) {
+  const [cmd, argv] = user === null ? [file, args] : ['setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', file, ...args]];
+  return new Promise((resolve, reject) =>
+    execFile(cmd, argv, { encoding: 'utf8' }, (error, stdout, stderr) => (error ? reject(new Error(`${cmd} ${argv.join(' ')}: ${error.message}\n${stderr}`)) : resolve(stdout))),
+  );
 }
 
 /** Why a command failed: its message (with its stderr), the signal that ended it, the log's tail. */
@@ -145,7 +152,8 @@ export async function startCluster({ bindir = findServerBinaries(), listen = '12
       try {
         runAs(user, path.join(bindir, 'pg_ctl'), ['start', '-D', data, '-l', log, '-w', '-t', '60', '-o', settings]);
         started = true;
-        const pgCtl = (args) => runAs(user, path.join(bindir, 'pg_ctl'), [...args, '-D', data]);
+        // Asynchronous, so that the caller's event loop sees the sessions end and the refusals meanwhile.
+        const pgCtl = (args) => runAsAsync(user, path.join(bindir, 'pg_ctl'), [...args, '-D', data]);
         return {
           url: `postgres://postgres@127.0.0.1:${port}/postgres`,
           port,
@@ -153,6 +161,9 @@ export async function startCluster({ bindir = findServerBinaries(), listen = '12
           stop,
           /** Fast shutdown then start again on the same port: every session ends (57P01), then refused, then back. */
           restart: () => pgCtl(['restart', '-m', 'fast', '-w', '-t', '60', '-l', log, '-o', settings]),
+          /** Fast shutdown (every session ends, then connections are refused) and start again. */
+          shutdown: () => pgCtl(['stop', '-m', 'fast', '-w', '-t', '60']),
+          start: () => pgCtl(['start', '-w', '-t', '60', '-l', log, '-o', settings]),
           /** The postmaster and its children (backends and auxiliary processes), for SIGSTOP/SIGCONT. */
           serverPids: () => serverPids(data),
         };
