@@ -1,6 +1,6 @@
 import type { LockConnection } from './connection';
 import type { ConnectionPool } from './pool';
-import { isTransient, type LockServerError } from './server-error';
+import { isTransient, type LockServerError, poolerRefused } from './server-error';
 
 /** What a request sends along: the lock, its mode, and the diagnostics row. */
 export interface AdvisoryRequest {
@@ -88,7 +88,8 @@ export class AdvisoryLocks {
       if (sqlCode(error) !== OUT_OF_SHARED_MEMORY) connection.destroy();
       throw error;
     }
-    const row = rows[0] as { granted: boolean; token: string | null };
+    const row = rows[0] as { granted: boolean; token: string | null; backend_pid: number };
+    this.checkBackend(connection, row.backend_pid);
     return row.granted ? this.grant(connection, row.token!, request) : null;
   }
 
@@ -245,6 +246,7 @@ export class AdvisoryLocks {
         await connection.query('SELECT 1', [], settings.leaseMs, 'confirming a granted advisory lock');
       }
       handedOver = true;
+      this.checkBackend(connection, (rows[0] as unknown as { backend_pid: number }).backend_pid);
       return this.grant(connection, rows[0].token, request);
     } finally {
       connection.waiting = false;
@@ -254,6 +256,15 @@ export class AdvisoryLocks {
 
   private async tryOnWaitSession(connection: LockConnection, request: AdvisoryRequest): Promise<AdvisoryGrant | null> {
     return this.tryOn(connection, request, true, this.pool.settings.leaseMs);
+  }
+
+  /** A statement answered by another backend than the session's: a transaction-mode pooler; the session is closed. */
+  private checkBackend(connection: LockConnection, backendPid: number): void {
+    if (backendPid === connection.backendPid) return;
+    const error = poolerRefused(connection.address, connection.backendPid);
+    connection.fail(error);
+    connection.destroy();
+    throw error;
   }
 
   /** Drops this session's row of a wait that ended without a grant. */

@@ -98,6 +98,11 @@ export class LockConnection {
     }
   }
 
+  /** host:port (or the socket path) of the server. */
+  get address(): string {
+    return where(this.client);
+  }
+
   /** The pool's hooks: told once when the session breaks; wake-ups received while listening. */
   attach(onBroken: (connection: LockConnection) => void, onNotification: (payload: string) => void): void {
     this.onBroken = onBroken;

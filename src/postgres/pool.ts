@@ -1,6 +1,6 @@
 import { LockConnection } from './connection';
 import { loadPg } from './load-pg';
-import { LockServerError, serverError } from './server-error';
+import { LockServerError, poolerRefused, serverError } from './server-error';
 import type { PostgresSettings } from './settings';
 import { statements, type Statements } from './sql';
 
@@ -21,6 +21,8 @@ export class ConnectionPool {
   private listenReady: Promise<void> | null = null;
   private readonly wakeups = new Map<string, Set<() => void>>();
   closed = false;
+  /** The pooler check of the first sessions was made. */
+  private poolerChecked = false;
 
   /** A session was opened once: a refused connection after that is a restart to outlive, before it a setting to fix. */
   everConnected = false;
@@ -119,7 +121,7 @@ export class ConnectionPool {
   }
 
   private openOne(boundMs: number): Promise<LockConnection> {
-    const pending = LockConnection.open(loadPg(), this.settings, this.sql, Math.max(1, boundMs));
+    const pending = this.openChecked(Math.max(1, boundMs));
     this.opening.push(pending);
     const settled = (): void => {
       this.opening = this.opening.filter((p) => p !== pending);
@@ -131,19 +133,53 @@ export class ConnectionPool {
           void connection.end(this.settings.quickMs);
           throw this.closedError();
         }
-        this.connections.add(connection);
+        this.adopt(connection);
         this.everConnected = true;
-        connection.setKeepsProcessAlive(false);
-        connection.attach(
-          (c) => this.onBroken(c),
-          (payload) => this.wake(payload),
-        );
         return connection;
       },
       (error: unknown) => {
         settled();
         throw error;
       },
+    );
+  }
+
+  /**
+   * Opens a session and refuses a transaction-mode pooler: no two of this set's sessions may
+   * be answered by one backend. The first session is followed by a second, opened after it
+   * went idle, which such a pooler hands the same backend (it reuses the last one freed).
+   */
+  private async openChecked(boundMs: number): Promise<LockConnection> {
+    const deadline = Date.now() + boundMs;
+    const pg = loadPg();
+    const connection = await LockConnection.open(pg, this.settings, this.sql, boundMs);
+    const others = [...this.connections].filter((c) => c.broken === null);
+    let probe: LockConnection | null = null;
+    if (!this.poolerChecked && this.settings.maxConnections >= 2 && this.total < this.settings.maxConnections) {
+      this.poolerChecked = true;
+      try {
+        probe = await LockConnection.open(pg, this.settings, this.sql, Math.max(1, deadline - Date.now()));
+      } catch {
+        // The check is best effort; the lock statements check their backend too.
+      }
+      if (probe !== null) others.push(probe);
+    }
+    if (others.some((c) => c.backendPid === connection.backendPid)) {
+      void connection.end(this.settings.quickMs);
+      if (probe !== null) void probe.end(this.settings.quickMs);
+      this.poolerChecked = false;
+      throw poolerRefused(connection.address, connection.backendPid);
+    }
+    if (probe !== null) this.adopt(probe);
+    return connection;
+  }
+
+  private adopt(connection: LockConnection): void {
+    this.connections.add(connection);
+    connection.setKeepsProcessAlive(false);
+    connection.attach(
+      (c) => this.onBroken(c),
+      (payload) => this.wake(payload),
     );
   }
 

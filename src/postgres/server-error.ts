@@ -59,6 +59,18 @@ export function silentServer(doing: string, ms: number, maxConnections: number):
   return new LockServerError('ETIMEDOUT', `${doing}: the PostgreSQL server did not answer within ${ms}ms; ${advice('ETIMEDOUT', maxConnections)}`);
 }
 
+/** Code of the refusal of a transaction- or statement-mode pooler (SQLSTATE feature_not_supported). */
+export const POOLER_CODE = '0A000';
+
+/** Two statements of one session answered by different backends, or two sessions by one. */
+export function poolerRefused(where: string, backendPid: number): LockServerError {
+  return new LockServerError(
+    POOLER_CODE,
+    `the PostgreSQL sessions at ${where} are not sessions: backend ${backendPid} answered for two of them, so a transaction- or statement-mode pooler (such as pgbouncer with pool_mode = transaction) is in between, ` +
+      'and advisory locks belong to a server session; connect to PostgreSQL directly, or through a session-mode pool',
+  );
+}
+
 /** Failures a wait outlives: it reconnects and waits again within its budget. */
 export function isTransient(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;

@@ -21,6 +21,9 @@
  * next one in), at the price of a commit record per grant; holders are then listed from
  * pg_locks and pg_stat_activity alone.
  *
+ * The lock statements return pg_backend_pid(): a session that answers from another backend
+ * than it connected to is behind a transaction-mode pooler, and is refused.
+ *
  * Every unlock sends pg_notify(WAKE_CHANNEL, key) in the same statement: the wake-up of
  * waits that are not blocked on the server (see advisory.ts).
  */
@@ -67,9 +70,9 @@ export function statements(schema: string, withSchema = true): Statements {
       ? `WITH l AS MATERIALIZED (SELECT ${fn}($1::bigint) AS granted),
     d AS (INSERT INTO ${holders} ${row}
       SELECT $1::bigint, pg_backend_pid(), $2, $3, $4, $5, $6, $7, $8, l.granted, clock_timestamp() FROM l WHERE l.granted OR $9::boolean ${upsert})
-    SELECT l.granted, CASE WHEN l.granted THEN nextval(${token}) END AS token FROM l`
+    SELECT l.granted, CASE WHEN l.granted THEN nextval(${token}) END AS token, pg_backend_pid() AS backend_pid FROM l`
       : `WITH l AS MATERIALIZED (SELECT ${fn}($1::bigint) AS granted)
-    SELECT l.granted, CASE WHEN l.granted THEN txid_current() END AS token FROM l`;
+    SELECT l.granted, CASE WHEN l.granted THEN txid_current() END AS token, pg_backend_pid() AS backend_pid FROM l`;
   const waitLock = (fn: string): string =>
     withSchema
       ? `WITH t AS MATERIALIZED (SELECT set_config('lock_timeout', $2, false)),
@@ -77,10 +80,10 @@ export function statements(schema: string, withSchema = true): Statements {
     n AS MATERIALIZED (SELECT nextval(${token}) AS token FROM l),
     d AS (UPDATE ${holders} SET granted = true, since = clock_timestamp()
       WHERE lock_key = $1::bigint AND backend_pid = pg_backend_pid() AND EXISTS (SELECT 1 FROM n))
-    SELECT token FROM n`
+    SELECT token, pg_backend_pid() AS backend_pid FROM n`
       : `WITH t AS MATERIALIZED (SELECT set_config('lock_timeout', $2, false)),
     l AS MATERIALIZED (SELECT ${fn}($1::bigint) FROM t)
-    SELECT txid_current() AS token FROM l`;
+    SELECT txid_current() AS token, pg_backend_pid() AS backend_pid FROM l`;
   const release = (fn: string): string =>
     withSchema
       ? `WITH d AS (DELETE FROM ${holders} WHERE lock_key = $1::bigint AND backend_pid = pg_backend_pid())
