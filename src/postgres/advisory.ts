@@ -123,6 +123,18 @@ export class AdvisoryLocks {
       });
       let backoffMs = FIRST_BACKOFF_MS;
       try {
+        // First a try on a session that already holds locks: uncontended holds pack onto few
+        // sessions, which leaves the others free for blocking waits (the fast path).
+        const packed = pool.holding();
+        if (packed !== null) {
+          try {
+            const grant = await this.tryOn(packed, request, false, settings.leaseMs);
+            if (grant !== null || cancelled) return grant;
+          } catch (error) {
+            // The loop below tries again on another session, or reports.
+            state.lastFailure = pool.typed(error, 'trying an advisory lock');
+          }
+        }
         while (!cancelled && Date.now() < deadline) {
           try {
             const waitOn = await pool.forWait(Math.min(remaining(), settings.connectionLossMs));

@@ -101,6 +101,16 @@ export class ConnectionPool {
     return connection;
   }
 
+  /** A session that holds locks and takes statements (the fewest in flight); null if none. */
+  holding(): LockConnection | null {
+    let best: LockConnection | null = null;
+    for (const c of this.connections) {
+      if (c.waiting || c.broken !== null || c.holds.size === 0) continue;
+      if (best === null || c.inFlight < best.inFlight) best = c;
+    }
+    return best;
+  }
+
   /** An open session for a lookup, not in a blocking wait, the most recently answered; null if none. */
   anyAnswering(): LockConnection | null {
     let best: LockConnection | null = null;
