@@ -4,6 +4,9 @@ import { LockServerError, poolerRefused, serverError } from './server-error';
 import type { PostgresSettings } from './settings';
 import { statements, type Statements } from './sql';
 
+/** too_many_connections: the server's max_connections, or the role's CONNECTION LIMIT. */
+const TOO_MANY_CONNECTIONS = '53300';
+
 /**
  * The connections of one lock set: at most settings.maxConnections, whatever the number of
  * holds and waits. Holds share sessions (advisory locks of different keys stack on one),
@@ -70,8 +73,9 @@ export class ConnectionPool {
         if (best.broken === null) return best;
         continue;
       }
-      // Every open one is in a blocking wait (never all of them) or none is open yet.
-      const pending = this.total < this.settings.maxConnections ? this.openOne(deadline - Date.now()) : this.opening[0];
+      // None open yet (or, briefly, every open one in a blocking wait): a session being opened
+      // serves as well as a new one, and asks the server for one slot less.
+      const pending = this.opening[0] ?? (this.total < this.settings.maxConnections ? this.openOne(deadline - Date.now()) : undefined);
       if (pending === undefined) throw new LockServerError('ECONNRESET', 'no PostgreSQL connection is usable; every one is in a blocking wait');
       await pending;
     }
@@ -85,15 +89,39 @@ export class ConnectionPool {
   async forWait(boundMs: number): Promise<LockConnection | null> {
     if (this.closed) throw this.closedError();
     if (this.waitCount >= this.settings.maxConnections - 1) return null;
+    // The first session is opened by one caller, for statements; the others wait for it
+    // instead of racing the server for slots it may not have.
+    if (this.connections.size === 0) await this.forStatement(boundMs);
+    // A session stays for statements (unlocks, tries, heartbeats) whatever the server's own cap.
+    let open = 0;
+    for (const c of this.connections) if (!c.waiting && c.broken === null) open++;
     for (const c of this.connections) {
+      if (open < 2) break;
       if (!c.waiting && c.broken === null && !c.cancelled && !c.listening && c.holds.size === 0 && c.inFlight === 0) {
         c.waiting = true;
-        return c;
+        try {
+          // A session opened alongside another (the pooler check) may precede the schema's setup.
+          await this.ensureSchema(c, boundMs);
+        } catch (error) {
+          c.waiting = false;
+          throw error;
+        }
+        if (c.broken === null) return c;
+        c.waiting = false;
+        return null;
       }
     }
     // Keep one slot for short statements, counting sessions being opened.
     if (this.total >= this.settings.maxConnections || (this.connections.size === 0 && this.settings.maxConnections < 2)) return null;
-    const connection = await this.openOne(boundMs);
+    let connection: LockConnection;
+    try {
+      connection = await this.openOne(boundMs);
+    } catch (error) {
+      // The server's own cap (max_connections, a role's CONNECTION LIMIT) below ours: the wait
+      // is served by notification on the sessions already open.
+      if ((error as { code?: string }).code === TOO_MANY_CONNECTIONS && (this.connections.size > 0 || this.opening.length > 0)) return null;
+      throw error;
+    }
     if (connection.waiting || connection.holds.size > 0 || connection.inFlight > 0 || connection.broken !== null || this.waitCount >= this.settings.maxConnections - 1) return null;
     await this.ensureSchema(connection, boundMs);
     if (connection.waiting || connection.holds.size > 0 || connection.inFlight > 0 || connection.broken !== null) return null;

@@ -74,6 +74,7 @@ export function poolerRefused(where: string, backendPid: number): LockServerErro
 /** Failures a wait outlives: it reconnects and waits again within its budget. */
 export function isTransient(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
-  if (typeof code !== 'string') return true; // "Connection terminated unexpectedly" and the like carry no code
+  // pg's and the socket's errors reach here typed (serverError gives a code to those without); no code is ours (a closed lock set).
+  if (typeof code !== 'string') return false;
   return /^(57P0[123]|08...|53300|53000|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNABORTED|EAI_AGAIN)$/.test(code);
 }

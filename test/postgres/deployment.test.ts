@@ -162,3 +162,47 @@ describe.skipIf(pgUrl === null)('a role without CREATE on the database', () => {
   });
 });
 
+
+describe.skipIf(pgUrl === null)('the server has fewer connections to give than maxConnections', () => {
+  async function roleWithLimit(limit: number): Promise<string> {
+    const admin = await adminClient();
+    const role = `sf_limited_${randomUUID().slice(0, 8)}`;
+    await admin.query(`CREATE ROLE ${role} LOGIN CONNECTION LIMIT ${limit}`);
+    await admin.query(`GRANT USAGE ON SCHEMA session_flock TO ${role}`).catch(() => undefined);
+    onCleanup(async () => {
+      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role]);
+      await admin.query(`DROP OWNED BY ${role}`).catch(() => undefined);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+    });
+    const url = new URL(pgUrl!);
+    url.username = role;
+    return url.href;
+  }
+
+  it('none at all: LockServerError 53300 saying what to change', async () => {
+    const url = await roleWithLimit(0);
+    const locks = createPostgresLocks({ connectionString: url, namespace: freshNamespace(), maxConnections: 4 });
+    onCleanup(() => locks.close());
+    const error = await locks.acquire('k').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LockServerError);
+    expect(error).toMatchObject({ code: '53300' });
+    expect((error as Error).message).toMatch(/raise max_connections on the server, or lower maxConnections of createPostgresLocks \(now 4/);
+    expect((error as Error).cause).toBeInstanceOf(Error);
+  });
+
+  it('one session: holds and contended waits are all served on it (waits woken by notification)', async () => {
+    const url = await roleWithLimit(1);
+    const namespace = freshNamespace();
+    const locks = createPostgresLocks({ connectionString: url, namespace, schema: `sf_lim_${randomUUID().slice(0, 8)}` });
+    onCleanup(() => locks.close());
+    const holder = await startPgLocker(namespace);
+    const keys = Array.from({ length: 5 }, (_, i) => `k${i}`);
+    const { ids } = await holder.call({ op: 'acquireMany', keys });
+    const free = await Promise.all(Array.from({ length: 20 }, (_, i) => locks.acquire(`free${i}`)));
+    const waiting = keys.map((key) => locks.acquire(key, { timeoutMs: 30_000 }));
+    expect(await holder.call({ op: 'releaseMany', ids })).toMatchObject({ ok: true });
+    const granted = await Promise.all(waiting);
+    expect([...free, ...granted].every((lock) => lock.held)).toBe(true);
+    expect(await holder.call({ op: 'tryMany', keys })).toMatchObject({ taken: 5 });
+  });
+});
