@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM helper shared with the bench
 import { findServerBinaries, startCluster } from '../../scripts/lib/pg-cluster.mjs';
 import { adminClient, advisoryEntries, advisoryLocksOf, freshNamespace, onCleanup, pgUrl, startPgLocker } from './helpers';
-import { createPostgresLocks, LockLostError, LockServerError, LockTimeoutError } from '../../dist/cjs/postgres/index.js';
+import { createPostgresLocks, LockAbortedError, LockLostError, LockServerError, LockTimeoutError } from '../../dist/cjs/postgres/index.js';
 import * as fileApi from '../../dist/cjs/index.js';
 import { Client } from 'pg';
 
@@ -63,6 +63,14 @@ describe.skipIf(pgUrl === null)('a server that accepts and never answers', () =>
     expect(withLock.error).toBeDefined();
     expect(ran).toBe(false);
     expect(withLock.ms).toBeLessThan(1000 + 3000);
+
+    // Abort ends a wait that is still connecting.
+    const controller = new AbortController();
+    const aborting = settleTime(locks.acquire('k', { timeoutMs: 60_000, signal: controller.signal }));
+    setTimeout(() => controller.abort(), 200);
+    const aborted = await aborting;
+    expect(aborted.error).toBeInstanceOf(LockAbortedError);
+    expect(aborted.ms).toBeLessThan(5000);
 
     for (const call of [locks.inspect('k'), locks.listLocks()]) {
       const listed = await settleTime(call as Promise<unknown>);

@@ -2,7 +2,7 @@
 // on a few shared sessions (maxConnections), against the real server, with real children.
 import { describe, expect, it } from 'vitest';
 import { adminClient, advisoryEntries, advisoryLocksOf, freshNamespace, onCleanup, pgUrl, sessionsOf, startPgLocker } from './helpers';
-import { createPostgresLocks } from '../../dist/cjs/postgres/index.js';
+import { createPostgresLocks, LockLostError } from '../../dist/cjs/postgres/index.js';
 
 function locksFor(namespace: string, options: Record<string, unknown> = {}) {
   const locks = createPostgresLocks({ connectionString: pgUrl!, namespace, ...options });
@@ -87,6 +87,28 @@ describe.skipIf(pgUrl === null)('session-flock/postgres: holds share connections
     expect(granted.every((lock) => lock.held)).toBe(true);
     expect(await advisoryLocksOf(admin, process.pid)).toBe(10);
     await Promise.all(granted.map((lock) => lock.release()));
+  });
+
+  it('losing a shared session aborts the signal of every hold on it', async () => {
+    const namespace = freshNamespace();
+    const locks = locksFor(namespace);
+    const admin = await adminClient();
+    const held = [];
+    for (const key of keys(5, 'shared')) held.push(await locks.acquire(key));
+    const { rows } = await admin.query(
+      `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.application_name LIKE $1`,
+      [`session-flock % ${process.pid}`],
+    );
+    // Taken one after another, the holds pack onto one session.
+    expect(rows).toHaveLength(1);
+    const lost = Promise.all(held.map((lock) => new Promise((resolve) => lock.signal.addEventListener('abort', () => resolve(lock.signal.reason), { once: true }))));
+    await admin.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
+    for (const reason of await lost) expect(reason).toBeInstanceOf(LockLostError);
+    expect(held.some((lock) => lock.held)).toBe(false);
+    // The set goes on with new sessions.
+    const again = await locks.acquire('shared-0');
+    expect(again.held).toBe(true);
+    await again.release();
   });
 
   it('FIFO and re-entrancy keep their meaning on shared sessions; tokens strictly increase per key', async () => {
