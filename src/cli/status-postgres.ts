@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { formatDuration } from '../core/errors';
+import { NO_SCHEMA_NOTE } from '../postgres/inspect';
 import { listPostgresLocks } from '../postgres/locks';
 import type { PostgresLockSession, PostgresLockStatus } from '../postgres/status';
 
@@ -58,7 +59,8 @@ export async function statusPostgres(argv: string[]): Promise<number> {
     allowPositionals: false,
     strict: true,
   });
-  const statuses = await listPostgresLocks({ connectionString: values.postgres!, connectionLossMs: 5000 }, values.namespace ?? null);
+  const { statuses, schema } = await listPostgresLocks({ connectionString: values.postgres!, connectionLossMs: 5000 }, values.namespace ?? null);
+  if (!schema) process.stderr.write(`note: ${NO_SCHEMA_NOTE}; every advisory lock of the database is shown\n`);
   if (values.json) process.stdout.write(JSON.stringify(statuses, null, 2) + '\n');
   else if (statuses.length === 0) process.stdout.write(values.namespace === undefined ? 'no PostgreSQL locks held or awaited\n' : `no PostgreSQL locks held or awaited in namespace ${values.namespace}\n`);
   else process.stdout.write(formatPostgresTable(statuses));
