@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { formatDuration } from '../core/errors';
 import { listPostgresLocks } from '../postgres/locks';
 import type { PostgresLockSession, PostgresLockStatus } from '../postgres/status';
+import { UsageError } from './args';
 
 export const POSTGRES_USAGE = `        With --postgres <url>: the holders and waiters of the advisory locks
         of session-flock/postgres on that database (every namespace unless
@@ -46,6 +47,24 @@ export function formatPostgresTable(statuses: PostgresLockStatus[]): string {
   return [line(header), ...rows.map(line), ...notes].join('\n') + '\n';
 }
 
+/**
+ * pg resolves anything that is not a URL against `postgres://base`, so a typo would try to
+ * reach a host named "base". Only a postgres:// or postgresql:// URL, or a socket folder
+ * (a path), is a connection string here. The value is not echoed: it may hold a password.
+ */
+function checkConnectionString(value: string): void {
+  if (value.startsWith('/')) return;
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    url = null;
+  }
+  if (url === null || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')) {
+    throw new UsageError('--postgres: the connection string is not a valid PostgreSQL URL (expected postgres://user:password@host:5432/database)', 'status');
+  }
+}
+
 /** `status --postgres <url> [--namespace <ns>] [--json]`; resolves to the exit code. */
 export async function statusPostgres(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -58,6 +77,7 @@ export async function statusPostgres(argv: string[]): Promise<number> {
     allowPositionals: false,
     strict: true,
   });
+  checkConnectionString(values.postgres!);
   const statuses = await listPostgresLocks({ connectionString: values.postgres!, connectionLossMs: 5000 }, values.namespace ?? null);
   if (values.json) process.stdout.write(JSON.stringify(statuses, null, 2) + '\n');
   else if (statuses.length === 0) process.stdout.write(values.namespace === undefined ? 'no PostgreSQL locks held or awaited\n' : `no PostgreSQL locks held or awaited in namespace ${values.namespace}\n`);
