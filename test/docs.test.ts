@@ -2,20 +2,25 @@
 // - `ts` blocks are type-checked (strict, node16) against the built package's types;
 // - `js` blocks run as ES modules against the built package;
 // - `console` blocks are transcripts: each `$ ` command runs with the built CLI as
-//   `session-flock` / `npx session-flock`, and must exit with the status the block's
-//   `exit=N` flag gives (0 by default);
+//   `session-flock` / `npx session-flock`, must print what the transcript shows (stdout
+//   and stderr together; numbers, the folder and column spacing may differ) and must exit
+//   with the status the block's `exit=N` flag gives (0 by default);
+// - a `console sample=<script>` block is a sample of what a command prints in a scene
+//   nobody can type in one line (holders, waiters, a killed holder): the script sets the
+//   scene up for real and prints the transcript, which must match the block (with `--write`
+//   it rewrites the block: `node scripts/<script> --write`);
 // - `sh repo` blocks are the contributor's commands: `.ci/run` must run each of them;
 // - `sh` blocks (what a user types to install) run in scripts/test-consumer.sh, where
 //   `npm install session-flock` installs the packed tarball;
 // - `text` blocks are output, not code.
 // Every relative link and #anchor between them must resolve, too.
-// Blocks run in a fresh folder that has an empty `sessions/` folder and nothing else.
+// Blocks run as written in a fresh, empty folder where `session-flock` is installed.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ES module shared with scripts/test-consumer.sh
-import { codeBlocks, consoleCommands } from '../scripts/doc-blocks.mjs';
+import { codeBlocks, consoleSteps, normalizeOutput } from '../scripts/doc-blocks.mjs';
 import { root, tempDir } from './helpers';
 
 interface CodeBlock {
@@ -45,7 +50,6 @@ function project(): string {
   const { bin } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
   for (const [name, file] of Object.entries(bin)) fs.symlinkSync(path.join(root, file), path.join(modules, '.bin', name));
   fs.writeFileSync(path.join(dir, 'package.json'), '{ "name": "docs", "private": true, "type": "module" }\n');
-  fs.mkdirSync(path.join(dir, 'sessions'));
   return dir;
 }
 
@@ -97,22 +101,33 @@ describe('documentation code blocks', () => {
     });
   }
 
-  for (const block of of('console')) {
+  for (const block of of('console').filter((b) => !b.flags.some((f) => f.startsWith('sample=')))) {
     const expected = Number(/^exit=(\d+)$/.exec(block.flags.find((f) => f.startsWith('exit=')) ?? 'exit=0')![1]);
-    it(`console transcript at ${where(block)} runs (exit ${expected})`, () => {
-      const commands: string[] = consoleCommands(block.code);
-      expect(commands.length).toBeGreaterThan(0);
+    it(`console transcript at ${where(block)} runs and prints what it shows (exit ${expected})`, () => {
+      const steps: { command: string; output: string }[] = consoleSteps(block.code);
+      expect(steps.length).toBeGreaterThan(0);
       const dir = project();
       const env = { ...process.env, PATH: `${path.join(dir, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH}` };
-      commands.forEach((command, i) => {
-        const run = spawnSync('bash', ['-c', command], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
-        const last = i === commands.length - 1;
-        expect({ command, status: run.status, stderr: run.status === (last ? expected : 0) ? '' : run.stderr }).toEqual({
+      steps.forEach(({ command, output }, i) => {
+        // One pipe for both streams keeps their order, as a terminal shows them.
+        const run = spawnSync('bash', ['-c', `exec 2>&1\n${command}`], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
+        const last = i === steps.length - 1;
+        expect({ command, status: run.status, output: normalizeOutput(run.stdout, fs.realpathSync(dir)) }).toEqual({
           command,
           status: last ? expected : 0,
-          stderr: '',
+          output: normalizeOutput(output),
         });
       });
+    });
+  }
+
+  for (const block of of('console').filter((b) => b.flags.some((f) => f.startsWith('sample=')))) {
+    const script = block.flags.find((f) => f.startsWith('sample='))!.slice('sample='.length);
+    it.runIf(process.platform === 'linux')(`console sample at ${where(block)} is what scripts/${script} prints`, () => {
+      const run = spawnSync(process.execPath, [path.join(root, 'scripts', script)], { encoding: 'utf8', timeout: 60_000 });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      expect(normalizeOutput(run.stdout)).toBe(normalizeOutput(block.code));
     });
   }
 
