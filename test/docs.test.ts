@@ -18,6 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ES module shared with scripts/test-consumer.sh
 import { codeBlocks, consoleSteps, normalizeOutput } from '../scripts/doc-blocks.mjs';
@@ -138,6 +139,21 @@ describe('documentation code blocks', () => {
     expect(commands).toContain('npm test');
     expect(commands.filter((c) => !ci.some((line) => line === c || line.startsWith(`${c} `)))).toEqual([]);
   });
+  it("the README's size of the source maps is what dist/ holds", () => {
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    expect(readme).toContain('source maps\n(about half of `dist/`, around 100 KB of the compressed download)');
+    const files = (fs.readdirSync(path.join(root, 'dist'), { recursive: true }) as string[]).map((f) => path.join(root, 'dist', f)).filter((f) => fs.statSync(f).isFile());
+    const maps = files.filter((f) => f.endsWith('.map'));
+    const size = (list: string[]): number => list.reduce((sum, f) => sum + fs.statSync(f).size, 0);
+    const share = size(maps) / size(files);
+    expect(share, 'about half').toBeGreaterThan(0.4);
+    expect(share, 'about half').toBeLessThan(0.6);
+    // What the maps add to the tarball, which gzips its files as one stream.
+    const compressed = zlib.gzipSync(Buffer.concat(maps.sort().map((f) => fs.readFileSync(f)))).length;
+    expect(compressed, 'around 100 KB').toBeGreaterThan(70_000);
+    expect(compressed, 'around 100 KB').toBeLessThan(150_000);
+  });
+
   it('every relative link and #anchor of the docs resolves', () => {
     const slug = (heading: string): string => heading.trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-');
     const prose = (file: string): string => fs.readFileSync(file, 'utf8').replace(/```[\s\S]*?```/g, '');
