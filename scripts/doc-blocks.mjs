@@ -76,3 +76,17 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const lang = process.argv[2];
   process.stdout.write(JSON.stringify(codeBlocks().filter((b) => b.lang === lang && !b.flags.includes('repo'))) + '\n');
 }
+
+/**
+ * For the sample scripts' `--write`: replaces the body of README.md's block whose info
+ * string is `<lang> sample=<sample>` with `body`.
+ */
+export function writeSample(lang, sample, body) {
+  const readme = path.join(root, 'README.md');
+  const text = fs.readFileSync(readme, 'utf8');
+  const fence = `\`\`\`${lang} sample=${sample}\n`;
+  const start = text.indexOf(fence);
+  if (start === -1) throw new Error(`README.md has no ${fence.trim()} block`);
+  const end = text.indexOf('```\n', start + fence.length);
+  fs.writeFileSync(readme, text.slice(0, start + fence.length) + body + text.slice(end));
+}

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeSample } from './doc-blocks.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.join(root, 'dist', 'cjs', 'cli', 'main.js');
@@ -99,14 +100,5 @@ try {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-if (process.argv.includes('--write')) {
-  const readme = path.join(root, 'README.md');
-  const text = fs.readFileSync(readme, 'utf8');
-  const fence = '```console sample=status-sample.mjs\n';
-  const start = text.indexOf(fence);
-  if (start === -1) throw new Error(`README.md has no ${fence.trim()} block`);
-  const end = text.indexOf('```\n', start + fence.length);
-  fs.writeFileSync(readme, text.slice(0, start + fence.length) + output + text.slice(end));
-} else {
-  process.stdout.write(output);
-}
+if (process.argv.includes('--write')) writeSample('console', 'status-sample.mjs', output);
+else process.stdout.write(output);
