@@ -136,7 +136,7 @@ let uvErrnos: Map<string, number> | undefined;
  * libuv's number for a code the OS has none for here (EFTYPE is BSD's; Linux and Windows
  * lack it), so that every fs error carries an `errno` as Node's own do: -4028 for EFTYPE.
  */
-function uvErrno(name: string): number | undefined {
+export function uvErrno(name: string): number | undefined {
   if (uvErrnos === undefined) {
     uvErrnos = new Map();
     for (const [errno, [errName]] of util.getSystemErrorMap()) if (!uvErrnos.has(errName)) uvErrnos.set(errName, errno);

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { uvErrno } from '../core/errors';
 
 /**
  * An open lock-file descriptor of the addon, named by a number (≥ 1) that no later
@@ -154,6 +155,7 @@ function descriptorExhaustion(cause: unknown): NodeJS.ErrnoException | null {
   const errorCode = match[1] ? 'ENFILE' : 'EMFILE';
   const error: NodeJS.ErrnoException = new Error(`${errorCode}: too many open files, while loading the session-flock addon`, { cause });
   error.code = errorCode;
+  error.errno = uvErrno(errorCode);
   error.syscall = 'dlopen';
   return error;
 }
