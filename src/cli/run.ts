@@ -39,7 +39,7 @@ Options (they end at <target>; "--" also ends them, before or after <target>):
                                 (cmd.exe /d /s /c on Windows)
       --owner <label>           owner label for the holder record
       --verbose                 say how long getting the lock took and what
-                                runs, or who holds it when it was not got
+                                runs; on a conflict, who holds the lock
   -h, --help                    this help
   -V, --version                 the version
 
