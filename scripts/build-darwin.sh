@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-compiles the addon for macOS (darwin-arm64 and darwin-x64) with zig's clang and its
 # own macOS headers, with -Wall -Wextra -Werror, and checks that each output is a Mach-O
-# bundle for its architecture: .cache/build-darwin/darwin-<arch>/session-flock.node.
+# shared library for its architecture: .cache/build-darwin/darwin-<arch>/session-flock.node.
 # A compile check only: these binaries never ran on a Mac, so they do not go into
 # prebuilds/ and never ship; the release workflow builds and tests the published ones on
 # macOS runners (see "Prebuilds" in docs/development.md).
@@ -34,7 +34,7 @@ for pair in arm64:aarch64 x64:x86_64; do
   kind="$(file -b "$out")"
   case "$arch:$kind" in
     arm64:"Mach-O 64-bit "*"arm64"*|x64:"Mach-O 64-bit "*"x86_64"*) ;;
-    *) die "darwin-$arch: $out is not a $arch Mach-O bundle: $kind" ;;
+    *) die "darwin-$arch: $out is not a $arch Mach-O shared library: $kind" ;;
   esac
   log "built .cache/build-darwin/darwin-$arch/session-flock.node: $kind"
 done
