@@ -6,6 +6,7 @@ import { displayText } from '../core/display-text';
 import { inspectMany, listLocks, type LockStatus } from '../file/inspect';
 import { EXIT_USAGE, UsageError } from './args';
 import { parseRunArgs, RUN_HELP, runCommand } from './run';
+import { say } from './say';
 import { POSTGRES_USAGE, statusPostgres } from './status-postgres';
 
 const USAGE = `Usage:
@@ -41,7 +42,7 @@ function packageVersion(): string {
 }
 
 function fail(message: string, code: number): never {
-  process.stderr.write(`session-flock: ${message}\n`);
+  say(message);
   process.exit(code);
 }
 
@@ -130,11 +131,11 @@ async function status(argv: string[]): Promise<number> {
       } else if (stat !== null || fs.existsSync(`${absolute}.lock`)) {
         results.push(...inspectMany([{ target: absolute }]));
       } else {
-        process.stderr.write(`session-flock: ${arg}: no such file or folder, and no ${arg}.lock\n`);
+        say(`${arg}: no such file or folder, and no ${arg}.lock`);
         failed = true;
       }
     } catch (error) {
-      process.stderr.write(`session-flock: ${arg}: ${(error as Error).message}\n`);
+      say(`${arg}: ${(error as Error).message}`);
       failed = true;
     }
   }

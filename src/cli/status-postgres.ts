@@ -3,6 +3,7 @@ import { formatDuration } from '../core/errors';
 import { NO_SCHEMA_NOTE } from '../postgres/inspect';
 import { listPostgresLocks } from '../postgres/locks';
 import type { PostgresLockSession, PostgresLockStatus } from '../postgres/status';
+import { UsageError } from './args';
 
 export const POSTGRES_USAGE = `        With --postgres <url>: the holders and waiters of the advisory locks
         of session-flock/postgres on that database (every namespace unless
@@ -47,6 +48,24 @@ export function formatPostgresTable(statuses: PostgresLockStatus[]): string {
   return [line(header), ...rows.map(line), ...notes].join('\n') + '\n';
 }
 
+/**
+ * pg resolves anything that is not a URL against `postgres://base`, so a typo would try to
+ * reach a host named "base". Only a postgres:// or postgresql:// URL, or a socket folder
+ * (a path), is a connection string here. The value is not echoed: it may hold a password.
+ */
+function checkConnectionString(value: string): void {
+  if (value.startsWith('/')) return;
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    url = null;
+  }
+  if (url === null || (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')) {
+    throw new UsageError('--postgres: the connection string is not a valid PostgreSQL URL (expected postgres://user:password@host:5432/database)', 'status');
+  }
+}
+
 /** `status --postgres <url> [--namespace <ns>] [--json]`; resolves to the exit code. */
 export async function statusPostgres(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -59,6 +78,7 @@ export async function statusPostgres(argv: string[]): Promise<number> {
     allowPositionals: false,
     strict: true,
   });
+  checkConnectionString(values.postgres!);
   const { statuses, schema } = await listPostgresLocks({ connectionString: values.postgres!, connectionLossMs: 5000 }, values.namespace ?? null);
   if (!schema) process.stderr.write(`note: ${NO_SCHEMA_NOTE}; every advisory lock of the database is shown\n`);
   if (values.json) process.stdout.write(JSON.stringify(statuses, null, 2) + '\n');

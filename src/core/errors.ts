@@ -130,6 +130,19 @@ export class LockUnsupportedError extends Error {
 }
 
 let descriptions: Map<string, string> | undefined;
+let uvErrnos: Map<string, number> | undefined;
+
+/**
+ * libuv's number for a code the OS has none for here (EFTYPE is BSD's; Linux and Windows
+ * lack it), so that every fs error carries an `errno` as Node's own do: -4028 for EFTYPE.
+ */
+export function uvErrno(name: string): number | undefined {
+  if (uvErrnos === undefined) {
+    uvErrnos = new Map();
+    for (const [errno, [errName]] of util.getSystemErrorMap()) if (!uvErrnos.has(errName)) uvErrnos.set(errName, errno);
+  }
+  return uvErrnos.get(name);
+}
 
 const ownDescriptions: Record<string, string> = {
   EFTYPE: 'lock path is not a regular file (a FIFO, device, socket, or a file under /proc or /sys)',
@@ -155,7 +168,7 @@ export function systemError(
 ): NodeJS.ErrnoException {
   const error = new Error(`${name}: ${describeCode(name)}, ${syscall} '${path}'`) as NodeJS.ErrnoException;
   error.code = name;
-  error.errno = osErrno === 0 ? undefined : process.platform === 'win32' ? osErrno : -osErrno;
+  error.errno = osErrno === 0 ? uvErrno(name) : process.platform === 'win32' ? osErrno : -osErrno;
   error.syscall = syscall;
   error.path = path;
   Error.captureStackTrace(error, systemError);

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { uvErrno } from '../core/errors';
 
 /**
  * An open lock-file descriptor of the addon, named by a number (≥ 1) that no later
@@ -154,12 +155,12 @@ export function loadBinding(): RawBinding {
     if (exhausted !== null) throw exhausted;
     const lines = candidatePaths().map((p) => `  - ${p}`);
     const error = new Error(
-      `session-flock: could not load the native addon for platform=${process.platform} arch=${process.arch} ` +
+      `could not load the session-flock native addon for platform=${process.platform} arch=${process.arch} ` +
         `libc=${libc()} node=${process.versions.node} napi=${process.versions.napi}.\n` +
         `Paths tried:\n${lines.join('\n')}\n` +
         `Cause: ${String((cause as Error)?.message ?? cause).split('\n')[0]}\n` +
         `Reinstall with a prebuild for this platform, or build from source with ` +
-        `\`npm rebuild session-flock --build-from-source\` (needs Python 3, make and a C compiler).`,
+        `\`npm explore session-flock -- npm run build:native\` (needs Python 3, make and a C compiler).`,
       { cause },
     );
     (error as NodeJS.ErrnoException).code = 'ERR_SESSION_FLOCK_NO_BINDING';
@@ -175,6 +176,7 @@ function descriptorExhaustion(cause: unknown): NodeJS.ErrnoException | null {
   const errorCode = match[1] ? 'ENFILE' : 'EMFILE';
   const error: NodeJS.ErrnoException = new Error(`${errorCode}: too many open files, while loading the session-flock addon`, { cause });
   error.code = errorCode;
+  error.errno = uvErrno(errorCode);
   error.syscall = 'dlopen';
   return error;
 }
