@@ -21,6 +21,12 @@ struct sf_file {
    * the identity check after locking needs only one lstat of the path. */
   dev_t dev;
   ino_t ino;
+  /* Whether the file was empty at open, while nothing has been tried through the
+   * descriptor but one lock that succeeded: the record of an uncontended acquire (open,
+   * then lock, in one synchronous run) then needs no fstat of its own. Another holder can
+   * only have come and gone in between by emptying the file before its unlock, or by dying
+   * in those microseconds, leaving a record that this one's overwrites and then empties. */
+  int empty_at_open;
 };
 
 struct sf_mutex {
@@ -128,6 +134,7 @@ int sf_open(const char *path, int mode, int flags, sf_file_t **out) {
   f->fd = fd;
   f->dev = st.st_dev;
   f->ino = st.st_ino;
+  f->empty_at_open = st.st_size == 0;
   *out = f;
   return 0;
 }
@@ -141,10 +148,13 @@ static int sf_flock(int fd, int op) {
 }
 
 int sf_try_lock(sf_file_t *f, int shared) {
-  return sf_flock(f->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB);
+  int r = sf_flock(f->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB);
+  if (r != 0) f->empty_at_open = 0;
+  return r;
 }
 
 int sf_wait_lock(sf_file_t *f, int shared) {
+  f->empty_at_open = 0;
   return sf_flock(f->fd, shared ? LOCK_SH : LOCK_EX);
 }
 
@@ -154,6 +164,7 @@ int sf_cancel_wait(sf_file_t *f) {
 }
 
 int sf_unlock(sf_file_t *f) {
+  f->empty_at_open = 0;
   return flock(f->fd, LOCK_UN) == 0 ? 0 : -errno;
 }
 
@@ -201,11 +212,12 @@ static int sf_truncate(int fd, off_t length) {
 }
 
 int sf_write_record(sf_file_t *f, const char *data, size_t len, int replace) {
-  if (!replace) {
+  if (!replace && !f->empty_at_open) {
     struct stat st;
     if (fstat(f->fd, &st) != 0) return -errno;
     if (st.st_size != 0) return SF_NOT_EMPTY;
   }
+  f->empty_at_open = 0;
   int r = sf_pwrite_all(f->fd, data, len);
   return r == 0 && replace ? sf_truncate(f->fd, (off_t)len) : r;
 }

@@ -34,7 +34,7 @@ int sf_format_record(char *out, size_t cap, const char *fields, size_t fields_le
   unsigned month, day;
   civil_from_days(days, &year, &month, &day);
   char time[SF_RECORD_TIME_MAX];
-  int n = snprintf(time, sizeof time, "%.0f\",\"createdAt\":\"%04d-%02u-%02uT%02u:%02u:%02u.%03uZ\",\"acquiredAt\":%lld}\n", serial, year,
+  int n = snprintf(time, sizeof time, "%lld\",\"createdAt\":\"%04d-%02u-%02uT%02u:%02u:%02u.%03uZ\",\"acquiredAt\":%lld}\n", (long long)serial, year,
                    month, day, (unsigned)(in_day / 3600000), (unsigned)(in_day / 60000 % 60), (unsigned)(in_day / 1000 % 60),
                    (unsigned)(in_day % 1000), (long long)whole);
   if (n < 0 || (size_t)n >= sizeof time || fields_len + (size_t)n > cap) return SF_NO_MEMORY;
