@@ -14,11 +14,11 @@ function onLeak(ticket: Ticket): void {
   if (ticket.released || hold.released) return;
   const acquiredAt = formatCallSite(hold.site);
   if (channels.leak.hasSubscribers) {
-    channels.leak.publish({ target: hold.entry.target, lockPath: hold.entry.lockPath, mode: hold.mode, owner: hold.options.owner, heldForMs: hold.heldForMs, acquiredAt });
+    channels.leak.publish({ target: hold.entry.target, lockPath: hold.entry.name, mode: hold.mode, owner: hold.options.owner, heldForMs: hold.heldForMs, acquiredAt });
   }
   hold.unref();
   process.emitWarning(
-    `session-flock: a SessionLock for ${hold.entry.lockPath} was garbage-collected while held, so it was released. ` +
+    `session-flock: a SessionLock for ${hold.entry.name} was garbage-collected while held, so it was released. ` +
       `Call release() (or use withLock / await using). Acquired at:\n${acquiredAt}`,
     { type: 'SessionFlockLeakWarning', code: 'SESSION_FLOCK_LEAK' },
   );
@@ -96,7 +96,7 @@ export class SessionLock {
   constructor(hold: Hold, watch = true) {
     this.#ticket = { hold, released: false, watched: false };
     this.target = hold.entry.target;
-    this.lockPath = hold.entry.lockPath;
+    this.lockPath = hold.entry.name;
     this.shared = hold.shared;
     this.acquiredAt = hold.acquiredAt;
     if (watch) watchSoon(this);
@@ -139,6 +139,9 @@ export class SessionLock {
     return this.release();
   }
 }
+
+/** The class of the public locks one API hands out (SessionLock, PostgresLock). */
+export type LockClass = new (hold: Hold, watch?: boolean) => SessionLock;
 
 /** @internal Starts the leak watch of a lock made with `watch` false (unless already released). */
 export function watchForLeak(lock: SessionLock): void {

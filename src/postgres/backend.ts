@@ -1,8 +1,6 @@
-import { BUSY, GRANTED, type LockBackend } from '../core/backend';
+import { BUSY, GRANTED, type GrantedLock, type LockBackend, type LockRequest, type WaitReport } from '../core/backend';
 import { type HolderInfo, LockLostError } from '../core/errors';
-import type { Hold } from '../core/hold';
-import type { LockEntry, Waiter } from '../core/lock-entry';
-import type { SessionLock } from '../core/session-lock';
+import type { ResolvedLockOptions } from '../core/options';
 import { type AdvisoryAttempt, type AdvisoryGrant, AdvisoryLocks, type AdvisoryRequest } from './advisory';
 import { holderInfo, queryLocks, statusOfKey } from './inspect';
 import type { ConnectionPool } from './pool';
@@ -22,16 +20,12 @@ let lockSets = 0;
  * is one pg_try_advisory_lock. The FIFO and re-entrancy stay in the core, so
  * the server sees at most one request per key from this process.
  */
-export class PostgresBackend implements LockBackend<PostgresHandle> {
+export class PostgresBackend implements LockBackend<PostgresHandle, ResolvedLockOptions> {
   readonly adoptableWaits = false;
   readonly advisory: AdvisoryLocks;
   private readonly prefix: string;
 
-  constructor(
-    readonly family: object,
-    readonly pool: ConnectionPool,
-    readonly lockClass: new (hold: Hold<PostgresHandle>, watch?: boolean) => SessionLock,
-  ) {
+  constructor(readonly pool: ConnectionPool) {
     this.advisory = new AdvisoryLocks(pool);
     this.prefix = `postgres#${++lockSets}:`;
   }
@@ -41,17 +35,17 @@ export class PostgresBackend implements LockBackend<PostgresHandle> {
     return `${this.prefix}${lockKey}`;
   }
 
-  private lockKeyOf(entry: LockEntry<PostgresHandle>): bigint {
-    return BigInt(entry.key.slice(this.prefix.length));
+  private lockKeyOf(registryKey: string): bigint {
+    return BigInt(registryKey.slice(this.prefix.length));
   }
 
-  private requestOf(entry: LockEntry<PostgresHandle>, waiter: Waiter<PostgresHandle>): AdvisoryRequest {
-    const { shared, owner } = waiter.options;
-    return { lockKey: this.lockKeyOf(entry), namespace: this.pool.settings.namespace, key: entry.target, shared, owner };
+  private requestOf(waiter: LockRequest<PostgresHandle>): AdvisoryRequest {
+    const { shared, owner, target } = waiter.options;
+    return { lockKey: this.lockKeyOf(waiter.key), namespace: this.pool.settings.namespace, key: target, shared, owner };
   }
 
-  startWait(entry: LockEntry<PostgresHandle>, waiter: Waiter<PostgresHandle>, remainingMs: number): void {
-    const handle: PostgresHandle = { request: this.requestOf(entry, waiter), attempt: null, grant: null };
+  startWait(waiter: LockRequest<PostgresHandle>, remainingMs: number, report: WaitReport<PostgresHandle>): void {
+    const handle: PostgresHandle = { request: this.requestOf(waiter), attempt: null, grant: null };
     waiter.handle = handle;
     const attempt = this.advisory.attempt(handle.request, remainingMs);
     handle.attempt = attempt;
@@ -59,49 +53,49 @@ export class PostgresBackend implements LockBackend<PostgresHandle> {
       (grant) => {
         handle.attempt = null;
         handle.grant = grant;
-        entry.waitSettled(handle, grant === null ? BUSY : GRANTED, grant?.token);
+        report.waitSettled(handle, grant === null ? BUSY : GRANTED, grant?.token);
       },
       (error: NodeJS.ErrnoException) => {
         handle.attempt = null;
         // Name the lock: pg's own errors ("Connection terminated unexpectedly") do not.
-        const named = new Error(`acquiring ${entry.lockPath}: ${error.message}`, { cause: error }) as NodeJS.ErrnoException;
+        const named = new Error(`acquiring ${waiter.options.name}: ${error.message}`, { cause: error }) as NodeJS.ErrnoException;
         if (error.code !== undefined) named.code = error.code;
-        entry.waitSettled(handle, named);
+        report.waitSettled(handle, named);
       },
     );
   }
 
-  cancelWait(_entry: LockEntry<PostgresHandle>, handle: PostgresHandle): void {
+  cancelWait(handle: PostgresHandle): void {
     handle.attempt?.cancel();
   }
 
-  granted(hold: Hold<PostgresHandle>): void {
+  granted(hold: GrantedLock<PostgresHandle>): void {
     const grant = hold.handle.grant!;
     grant.connection.setKeepsProcessAlive(false);
     grant.connection.watch((error) =>
-      hold.lose(new LockLostError(hold.entry.lockPath, hold.entry.target, `the connection that holds it failed: ${error.message}`, error)),
+      hold.lose(new LockLostError(hold.options.name, hold.options.target, `the connection that holds it failed: ${error.message}`, error)),
     );
   }
 
-  release(hold: Hold<PostgresHandle>): Promise<void> {
+  release(hold: GrantedLock<PostgresHandle>): Promise<void> {
     const grant = hold.handle.grant!;
     hold.handle.grant = null;
     return this.advisory.release(grant);
   }
 
-  releaseHandle(_entry: LockEntry<PostgresHandle>, handle: PostgresHandle): void {
+  releaseHandle(handle: PostgresHandle): void {
     const grant = handle.grant;
     handle.grant = null;
     if (grant !== null) void this.advisory.release(grant);
   }
 
-  async describeHolder(entry: LockEntry<PostgresHandle>): Promise<HolderInfo | null> {
-    const lockKey = this.lockKeyOf(entry);
+  async describeHolder(registryKey: string, options: ResolvedLockOptions): Promise<HolderInfo | null> {
+    const lockKey = this.lockKeyOf(registryKey);
     const connection = await this.pool.take();
     try {
       const statuses = await queryLocks(connection, this.pool.sql.locks, lockKey, null, this.pool.settings.hostname);
       this.pool.give(connection);
-      return holderInfo(statusOfKey(statuses, lockKey, entry.target, this.pool.settings.namespace));
+      return holderInfo(statusOfKey(statuses, lockKey, options.target, this.pool.settings.namespace));
     } catch (error) {
       this.pool.discard(connection);
       throw error;
