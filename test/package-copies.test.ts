@@ -60,4 +60,3 @@ describe.runIf(fs.existsSync(path.join(root, 'build', 'Release', 'session_flock.
     expect(a.heldLocks()).toEqual([]);
   });
 });
-});
