@@ -34,8 +34,8 @@ import type { HolderAnswer } from './errors';
  * - `startWait(request, remainingMs, report)`: starts one blocking wait, sets
  *   `request.handle` (if trySync did not), and reports exactly once, later, through
  *   `report.waitSettled(handle, outcome, grantData?, grantedAt?)`: GRANTED, BUSY (not
- *   granted within `remainingMs`), RETRY (the backend closed the handle: start over, e.g.
- *   the file was replaced under the wait), or an Error (the backend closed the handle).
+ *   granted within `remainingMs`), RETRY (start over, e.g. the file was replaced under the
+ *   wait), or an Error. Every outcome but GRANTED means the backend closed the handle.
  *   `remainingMs` is what is left of the acquire's one budget (Infinity when unlimited);
  *   the core's own timer is the authority, so a backend without a server-side timeout
  *   may ignore it. Throws a typed error, with the handle closed, when the wait cannot
