@@ -17,7 +17,6 @@ function copyOfPackage(): Lib {
   fs.cpSync(path.join(root, 'dist'), path.join(dir, 'dist'), { recursive: true });
   fs.copyFileSync(path.join(root, 'build', 'Release', 'session_flock.node'), path.join(dir, 'build', 'Release', 'session_flock.node'));
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require(path.join(dir, 'dist', 'cjs', 'index.js')) as Lib;
 }
 

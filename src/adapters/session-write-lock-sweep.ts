@@ -7,10 +7,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tryAcquireSync } from '../file/api';
 import { invalidArgType, LockDeadlockError } from '../core/errors';
+import { localRecord, namedHolder } from '../file/holder';
+import { targetOf } from '../file/lock-path';
 import { inspectMany, type LockStatus } from '../file/inspect';
 import { pidAlive } from '../core/process-alive';
 import type { SessionLock } from '../core/session-lock';
-import { hostName } from '../core/host';
 
 /** One `*.jsonl.lock` file, as the old module reported it. */
 export type SessionLockInspection = {
@@ -65,9 +66,9 @@ function ageOf(createdAt: string | null, nowMs: number): number | null {
 
 /** Kernel truth (or the probe, off Linux) turned into the old report's shape. */
 function describe(status: LockStatus, reportedPath: string, nowMs: number): SessionLockInspection {
-  const record = status.record !== null && (typeof status.record.hostname !== 'string' || status.record.hostname === hostName()) ? status.record : null;
+  const record = localRecord(status);
   if (status.state === 'held') {
-    const named = status.holders.find((h) => h.pid !== null && h.source === 'kernel') ?? status.holders.find((h) => h.pid !== null);
+    const named = namedHolder(status);
     const pid = named?.pid ?? record?.pid ?? null;
     const alive = named !== undefined ? named.alive === true : pid !== null && pidAlive(pid);
     const createdAt = status.acquiredAt === null ? null : new Date(status.acquiredAt).toISOString();
@@ -181,7 +182,7 @@ export async function cleanStaleLockFiles(params: {
 
   const locks: SessionLockInspection[] = [];
   const cleaned: SessionLockInspection[] = [];
-  const items = names.map((name) => ({ target: path.join(realDir, name.slice(0, -'.lock'.length)), lockPath: path.join(realDir, name) }));
+  const items = names.map((name) => ({ target: targetOf(path.join(realDir, name)), lockPath: path.join(realDir, name) }));
   const statuses = inspectMany(items);
   for (let i = 0; i < names.length; i++) {
     const reportedPath = path.join(sessionsDir, names[i]);

@@ -4,8 +4,10 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { displayText } from '../core/display-text';
 import { inspectMany, listLocks, type LockStatus } from '../file/inspect';
+import { isLockPath, lockPathOf, targetOf } from '../file/lock-path';
 import { EXIT_USAGE, UsageError } from './args';
 import { parseRunArgs, RUN_HELP, runCommand } from './run';
+import { durationCell, formatColumns } from './table';
 import { POSTGRES_USAGE, statusPostgres } from './status-postgres';
 
 const USAGE = `Usage:
@@ -83,16 +85,10 @@ export function formatTable(statuses: LockStatus[]): string {
     s.mode ?? '-',
     pidColumn(s),
     s.owner === null ? '-' : displayText(s.owner, 40),
-    formatDuration(s.heldForMs),
+    durationCell(s.heldForMs),
     s.notes.length === 0 ? '' : displayText(s.notes.join('; '), 400),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n') + '\n';
+  return `${formatColumns(header, rows)}\n`;
 }
 
 async function status(argv: string[]): Promise<number> {
@@ -125,9 +121,9 @@ async function status(argv: string[]): Promise<number> {
     try {
       if (stat?.isDirectory()) {
         results.push(...(await listLocks(absolute, { recursive: values.recursive })));
-      } else if (absolute.endsWith('.lock') && stat !== null) {
-        results.push(...inspectMany([{ target: absolute.slice(0, -'.lock'.length), lockPath: absolute }]));
-      } else if (stat !== null || fs.existsSync(`${absolute}.lock`)) {
+      } else if (isLockPath(absolute) && stat !== null) {
+        results.push(...inspectMany([{ target: targetOf(absolute), lockPath: absolute }]));
+      } else if (stat !== null || fs.existsSync(lockPathOf(absolute))) {
         results.push(...inspectMany([{ target: absolute }]));
       } else {
         process.stderr.write(`session-flock: ${arg}: no such file or folder, and no ${arg}.lock\n`);

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as util from 'node:util';
 import { acquire, holdFor } from '../file/api';
+import { isLockPath, targetOf } from '../file/lock-path';
 import { LockTimeoutError } from '../core/errors';
 import type { SessionLock } from '../core/session-lock';
 import { type OptionSpec, parseOptions, UsageError } from './args';
@@ -107,9 +108,7 @@ function parseExitCode(text: string): number {
  * name, never at what exists, so two racing runs always agree on one lock file.
  */
 export function lockOfArgument(argument: string): { target: string; lockPath: string | undefined } {
-  if (argument.endsWith('.lock') && path.basename(argument) !== '.lock') {
-    return { target: argument.slice(0, -'.lock'.length), lockPath: argument };
-  }
+  if (isLockPath(argument)) return { target: targetOf(argument), lockPath: argument };
   return { target: argument, lockPath: undefined };
 }
 

@@ -1,5 +1,5 @@
 import * as util from 'node:util';
-import { displayText } from './display-text';
+import { displayText, formatDuration } from './display-text';
 
 /** Who holds a lock, as far as this process can tell (diagnostics, never authority). */
 export interface HolderInfo {
@@ -15,18 +15,6 @@ export interface HolderInfo {
   sameProcess: boolean;
   /** Where this process acquired it (only when sameProcess). */
   acquiredStack?: string;
-}
-
-/** 850ms, 12s, 41m12s, 2h03m04s. */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  let s = Math.floor(ms / 1000);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  s %= 60;
-  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m${String(s).padStart(2, '0')}s`;
-  if (m > 0) return `${m}m${String(s).padStart(2, '0')}s`;
-  return `${s}s`;
 }
 
 /** A backend's word that it cannot name the holder, and why (for LockTimeoutError's message). */

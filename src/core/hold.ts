@@ -201,7 +201,10 @@ export class Hold<H = unknown> implements GrantedLock<H, ResolvedLockOptions> {
     const heldForMs = this.heldForMs;
     // A timer may fire a millisecond early against Date.now() (and a long limit takes
     // several timers): the report never comes before the limit.
-    if (heldForMs < this.options.maxHoldMs) return this.watchLongHold(this.options.maxHoldMs - heldForMs);
+    if (heldForMs < this.options.maxHoldMs) {
+      this.watchLongHold(this.options.maxHoldMs - heldForMs);
+      return;
+    }
     const report = {
       target: this.entry.target,
       lockPath: this.entry.name,

@@ -1,14 +1,10 @@
 import { GRANTED, type GrantedLock, type LockBackend, type LockRequest, RETRY, type WaitReport } from '../core/backend';
-import { type HolderAnswer, type HolderInfo, HolderUnknown } from '../core/errors';
 import { debug } from '../core/observe';
-import { pidAlive } from '../core/process-alive';
 import { binding, isHandle, type NativeHandle } from './binding';
 import { lockFailure } from './failure';
-import { kernelHolders } from './inspect';
 import type { ResolvedOptions } from './options';
-import { procCommand } from './proc-locks';
-import { type HolderRecord, nextSerial, readLockFile, readRecord, recordFields, recordText, replaceable } from './record';
-import { hostName } from '../core/host';
+import { describeHolder } from './holder';
+import { nextSerial, readLockFile, recordFields, recordText, replaceable } from './record';
 
 type FileRequest = LockRequest<NativeHandle, ResolvedOptions>;
 type FileReport = WaitReport<NativeHandle, ResolvedOptions>;
@@ -85,17 +81,22 @@ function closing(attempt: FileRequest, error: Error): Error {
 
 /** The one completion callback of every wait (see binding.waitLock): `this` is the wait's report. */
 function waitEnded(this: FileReport, handle: NativeHandle, code: number, grantedAt: number, path: string | undefined): void {
-  if (code === 0) return this.waitSettled(handle, GRANTED, RECORD_WRITTEN, grantedAt);
-  if (code === binding.NOT_EMPTY) return grantedOverContent(this, handle, grantedAt);
+  if (code === 0) this.waitSettled(handle, GRANTED, RECORD_WRITTEN, grantedAt);
+  else if (code === binding.NOT_EMPTY) grantedOverContent(this, handle, grantedAt);
+  else settleWithout(this, handle, code, path);
+}
+
+/** A wait that ended without a grant to keep: its handle closed, and the core told why. */
+function settleWithout(report: FileReport, handle: NativeHandle, code: number, path: string | undefined): void {
   // Closing lets go of a grant on a replaced file (and of a late grant after a cancel).
   binding.close(handle);
-  this.waitSettled(handle, code === binding.REPLACED ? RETRY : lockFailure(code, 'flock', path as string));
+  report.waitSettled(handle, code === binding.REPLACED ? RETRY : lockFailure(code, 'flock', path as string));
 }
 
 /** A wait granted on a lock file that holds data: see recordOverContent(). */
 function grantedOverContent(report: FileReport, handle: NativeHandle, grantedAt: number): void {
-  const options = report.requestOf(handle)?.options ?? null;
-  const data = options !== null && options.record ? recordOverContent(handle, options, grantedAt) : undefined;
+  const options = report.requestOf(handle)?.options;
+  const data = options?.record ? recordOverContent(handle, options, grantedAt) : undefined;
   report.waitSettled(handle, GRANTED, data, grantedAt);
 }
 
@@ -108,9 +109,8 @@ function startWait(waiter: FileRequest, _remainingMs: number, report: FileReport
 
 /** waitEnded() of a wait that writes no record: a grant leaves nothing to clear. */
 function waitEndedWithout(this: FileReport, handle: NativeHandle, code: number, grantedAt: number, path: string | undefined): void {
-  if (code === 0 || code === binding.NOT_EMPTY) return this.waitSettled(handle, GRANTED, undefined, grantedAt);
-  binding.close(handle);
-  this.waitSettled(handle, code === binding.REPLACED ? RETRY : lockFailure(code, 'flock', path as string));
+  if (code === 0 || code === binding.NOT_EMPTY) this.waitSettled(handle, GRANTED, undefined, grantedAt);
+  else settleWithout(this, handle, code, path);
 }
 
 /**
@@ -128,59 +128,6 @@ function release(hold: GrantedLock<NativeHandle, ResolvedOptions>, lastInProcess
 }
 
 /**
- * Who holds the lock, for a timeout error (the core describes this process's own holds
- * itself): a record whose writer is alive, else the kernel. Only here, on the error path,
- * is the kernel asked: the record cannot tell when its pid is dead or it is missing (e.g.
- * `session-flock run`'s command inherited the lock and `run` was killed). The record's
- * owner and age are kept only when the kernel says its exited writer took this very lock.
- */
-function describeHolder(_key: string, options: ResolvedOptions): HolderAnswer {
-  const { lockPath } = options;
-  const record = readRecord(lockPath);
-  const local = record !== null && (record.hostname === undefined || record.hostname === hostName());
-  // A local record naming this process, which holds nothing here, was left by an earlier process with our pid.
-  if (record !== null && (!local || (record.pid !== process.pid && pidAlive(record.pid)))) return holderFromRecord(record);
-  const kernel = kernelHolders(lockPath);
-  if (!kernel.ok) {
-    const said =
-      record === null
-        ? 'no holder record'
-        : record.pid === process.pid
-          ? `the record names this process (pid ${record.pid}), which does not hold it`
-          : `the record names pid ${record.pid}, which is not running`;
-    return new HolderUnknown(`${said}; ${kernel.reason}`);
-  }
-  const [live] = kernel.holders;
-  const pid = live.pid as number;
-  const told = record !== null && kernel.lockers.includes(record.pid) ? holderFromRecord(record) : null;
-  return {
-    pid,
-    hostname: hostName(),
-    owner: told?.owner ?? null,
-    process: procCommand(pid),
-    mode: live.mode,
-    acquiredAt: told?.acquiredAt ?? null,
-    heldForMs: told?.heldForMs ?? null,
-    sameProcess: live.sameProcess,
-  };
-}
-
-function holderFromRecord(record: HolderRecord): HolderInfo {
-  const acquiredAt = typeof record.acquiredAt === 'number' ? record.acquiredAt : null;
-  const names = [record.process?.argv0, record.process?.title].filter((n, i, all) => typeof n === 'string' && n && all.indexOf(n) === i);
-  return {
-    pid: record.pid,
-    hostname: typeof record.hostname === 'string' ? record.hostname : null,
-    owner: typeof record.owner === 'string' ? record.owner : null,
-    process: names.length > 0 ? names.join(' ') : null,
-    mode: record.mode === 'shared' || record.mode === 'exclusive' ? record.mode : null,
-    acquiredAt,
-    heldForMs: acquiredAt === null ? null : Date.now() - acquiredAt,
-    sameProcess: false,
-  };
-}
-
-/**
  * Kernel file locks: one descriptor per hold or wait, from the addon; waits on an
  * addon-owned thread (a cancelled one releases its late grant itself); the holder
  * record, written and emptied by the addon in the calls that lock and unlock, as
@@ -193,7 +140,7 @@ export const fileBackend: LockBackend<NativeHandle, ResolvedOptions> = {
   cancelWait: (handle) => void binding.close(handle),
   release,
   releaseHandle: (handle) => void binding.close(handle),
-  describeHolder,
+  describeHolder: (_key, options) => describeHolder(options.lockPath),
 };
 
 /** For `session-flock run`: the hold's OS descriptor, made inheritable by children or not. */

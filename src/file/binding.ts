@@ -135,7 +135,6 @@ export function loadBinding(): RawBinding {
   if (binding !== notLoaded) return binding;
   let loaded: RawBinding;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
     loaded = nodeGypBuild(packageRoot) as RawBinding;
     if (loaded.INTERFACE_VERSION !== INTERFACE_VERSION) {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { invalidArgType } from '../core/errors';
-import { lockPathOf, targetOf, validatePath } from './lock-path';
+import { isLockPath, lockPathOf, targetOf, validatePath } from './lock-path';
 import {
   findDescriptorHolders,
   type KernelLock,
@@ -11,13 +11,12 @@ import {
   type ProcLocksRead,
   readProcLocks,
 } from './proc-locks';
-import { type HolderRecord, type LockFileContent, readLockFile } from './record';
+import { type HolderRecord, type LockFileContent, readLockFile, writtenOnThisHost } from './record';
 import { heldLockOf } from '../core/locks';
 import { networkFilesystem } from './filesystem';
 import { existingLockKey } from './lock-key';
 import { binding, isHandle } from './binding';
 import { pidAlive } from '../core/process-alive';
-import { hostName } from '../core/host';
 
 export type LockState = 'free' | 'held' | 'missing' | 'unknown';
 export type LockMode = 'shared' | 'exclusive';
@@ -112,7 +111,7 @@ function modeOf(access: string): LockMode | null {
 
 
 function recordLocal(record: HolderRecord): boolean {
-  return typeof record.hostname !== 'string' || record.hostname === hostName();
+  return writtenOnThisHost(record.hostname);
 }
 
 /** This process's own hold of `lockPath`, from the shared registry. */
@@ -446,7 +445,7 @@ export async function listLocks(dir: string, options?: ListLocksOptions): Promis
       const full = path.join(folder, entry.name);
       if (entry.isDirectory()) {
         if (recursive) walk(full, false);
-      } else if (entry.name.endsWith('.lock')) {
+      } else if (isLockPath(entry.name)) {
         lockPaths.add(full);
       }
     }
