@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { INTERFACE_VERSION } from './interface-version';
 
 /**
  * An open lock-file descriptor of the addon, named by a number (≥ 1) that no later
@@ -82,8 +83,6 @@ export interface RawBinding {
   readonly INTERFACE_VERSION: number;
 }
 
-/** The shape of the addon this TypeScript was written against (native/binding.c). */
-const INTERFACE_VERSION = 8;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 
