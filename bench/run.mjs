@@ -11,7 +11,7 @@
 // slows them alike: compare ratios within one run, not absolute times across runs.
 // Correctness is checked even in smoke mode: the contention count must be exact for
 // session-flock and the C baseline, or the run exits 1.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -516,6 +516,11 @@ const md = [
 results.markdown = md;
 fs.writeFileSync(path.join(here, 'results.json'), JSON.stringify(results, null, 2) + '\n');
 console.log(md);
+// session-flock/postgres's own scenarios (shared connections), on the same server.
+if (pgServer.url !== null && wanted('session-flock-postgres')) {
+  const pgBench = spawnSync(process.execPath, [path.join(here, 'postgres.mjs'), ...(SMOKE ? ['--smoke'] : [])], { stdio: 'inherit' });
+  if (pgBench.status !== 0) failed = true;
+}
 if (failed) {
   console.error('\nFAILED: session-flock or the C baseline lost a count or errored (see above).');
   process.exit(1);

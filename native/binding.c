@@ -100,45 +100,39 @@ static int get_record_fields(napi_env env, napi_value value, const char **data, 
   return 1;
 }
 
-/* tryLock(h, shared: boolean, path: string, recordFields: Buffer | null, serial: number):
- * the epoch ms of the grant when the lock is now held through h and `path` still names
- * its file (with the record written, if one was asked for); NOT_EMPTY when it is held
- * but the file holds data, so no record was written; REPLACED when the lock was taken
- * on a file the path no longer names (close and reopen); WOULD_BLOCK; or a negative code. */
+/* tryLock(h, shared: boolean, path: string, recordFields: Buffer | null, serial: number,
+ * now: number): 0 when the lock is now held through h and `path` still names its file
+ * (with the record of a grant at `now`, epoch ms, written if one was asked for); NOT_EMPTY
+ * when it is held but the file holds data, so no record was written; REPLACED when the
+ * lock was taken on a file the path no longer names (close and reopen); WOULD_BLOCK; or a
+ * negative code. */
 static napi_value js_try_lock(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
+  napi_value argv[6];
   instance_t *inst;
-  ASSERT(get_args(env, info, 5, argv, &inst) == 5);
+  ASSERT(get_args(env, info, 6, argv, &inst) == 6);
   uint32_t slot;
   handle_t *h;
   HANDLE_ARG(0, slot, h, SF_CANCELLED);
   bool shared = false;
-  double serial = 0;
+  double serial = 0, now = 0;
   const char *fields = NULL;
   size_t fields_len = 0;
   ASSERT(napi_get_value_bool(env, argv[1], &shared) == napi_ok);
   ASSERT(get_record_fields(env, argv[3], &fields, &fields_len));
   ASSERT(napi_get_value_double(env, argv[4], &serial) == napi_ok);
+  ASSERT(napi_get_value_double(env, argv[5], &now) == napi_ok);
   char *path = get_utf8(env, argv[2]);
   if (path == NULL) return make_int(env, SF_NO_MEMORY);
-  double result;
   sf_mutex_lock(h->mu);
   int r;
   sf_file_t *file = file_if_idle(h, &r);
   if (file != NULL) r = sf_try_lock(file, shared);
+  /* A record that cannot be written (a full disk) costs the holder nothing but the diagnostics. */
   if (r == 0) r = sf_same_file(file, path);
-  if (r == 0) {
-    result = sf_wall_clock_ms();
-    /* A record that cannot be written (a full disk) costs the holder nothing but the diagnostics. */
-    if (fields != NULL && write_record(file, fields, fields_len, serial, result) == SF_NOT_EMPTY) result = SF_NOT_EMPTY;
-  } else {
-    result = r;
-  }
+  if (r == 0 && fields != NULL && write_record(file, fields, fields_len, serial, now) == SF_NOT_EMPTY) r = SF_NOT_EMPTY;
   sf_mutex_unlock(h->mu);
   free(path);
-  napi_value value;
-  NAPI_BUG(napi_create_double(env, result, &value));
-  return value;
+  return make_int(env, r);
 }
 
 /* waitLock(h, shared: boolean, path: string, context, done, recordFields: Buffer | null,

@@ -39,23 +39,54 @@ function markdownFiles(paths) {
   return files;
 }
 
-/** The commands of a `console` transcript: lines starting with `$ `, `\` continuations joined. */
-export function consoleCommands(code) {
-  const commands = [];
+/**
+ * The steps of a `console` transcript: `{ command, output }` for each line starting with
+ * `$ ` (`\` continuations joined), where output is the lines up to the next command.
+ */
+export function consoleSteps(code) {
+  const steps = [];
   let current = null;
-  for (const line of code.split('\n')) {
-    if (current !== null) current += '\n' + line;
-    else if (line.startsWith('$ ')) current = line.slice(2);
+  let open = false;
+  for (const line of code.replace(/\n$/, '').split('\n')) {
+    if (open) current.command += '\n' + line;
+    else if (line.startsWith('$ ')) steps.push((current = { command: line.slice(2), output: '' }));
+    else if (current !== null) current.output += line + '\n';
     else continue;
-    if (!current.endsWith('\\')) {
-      commands.push(current);
-      current = null;
-    }
+    open = current.command.endsWith('\\') && !current.output;
   }
-  return commands;
+  return steps;
+}
+
+/**
+ * A transcript's output with what differs from run to run made alike: the project folder
+ * (`/tmp/docdemo` in the docs), numbers (pids, times, sizes) and the spaces that align
+ * table columns around them.
+ */
+export function normalizeOutput(text, dir) {
+  let out = text;
+  if (dir) out = out.split(dir).join('/tmp/docdemo');
+  return out
+    .replace(/\d+/g, 'N')
+    .replace(/[ \t]+/g, ' ')
+    .replace(/ +$/gm, '')
+    .trim();
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const lang = process.argv[2];
   process.stdout.write(JSON.stringify(codeBlocks().filter((b) => b.lang === lang && !b.flags.includes('repo'))) + '\n');
+}
+
+/**
+ * For the sample scripts' `--write`: replaces the body of README.md's block whose info
+ * string is `<lang> sample=<sample>` with `body`.
+ */
+export function writeSample(lang, sample, body) {
+  const readme = path.join(root, 'README.md');
+  const text = fs.readFileSync(readme, 'utf8');
+  const fence = `\`\`\`${lang} sample=${sample}\n`;
+  const start = text.indexOf(fence);
+  if (start === -1) throw new Error(`README.md has no ${fence.trim()} block`);
+  const end = text.indexOf('```\n', start + fence.length);
+  fs.writeFileSync(readme, text.slice(0, start + fence.length) + body + text.slice(end));
 }

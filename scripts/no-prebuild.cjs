@@ -32,7 +32,7 @@ try {
   tried = error.message;
 }
 console.error(
-  `${tried || `session-flock: no prebuilt binary for ${process.platform}-${process.arch}.`}\n` +
+  `session-flock: ${tried || `no prebuilt binary for ${process.platform}-${process.arch}.`}\n` +
     `A build from source was not attempted: ${missing.join(', ')} not found on PATH.\n` +
     'See "Install" in the session-flock README for the supported platforms.',
 );

@@ -23,7 +23,7 @@ echo "packed $(basename "$TARBALL") ($(du -k "$TARBALL" | cut -f1) KiB)"
 BARE="$WORK/bare"; mkdir -p "$BARE/src"
 cp -r package.json README.md binding.gyp native dist scripts "$BARE/src"/
 cp LICENSE CHANGELOG.md SECURITY.md "$BARE/src"/
-BARE_TARBALL="$BARE/$(cd "$BARE/src" && npm pack --silent --pack-destination "$BARE")"
+BARE_TARBALL="$BARE/$(cd "$BARE/src" && npm pack --silent --ignore-scripts --pack-destination "$BARE")"  # --ignore-scripts: past prepack's refusal
 echo "packed $(basename "$BARE_TARBALL") without prebuilds"
 
 # A PATH with every tool but the compilers, make and Python.

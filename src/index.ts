@@ -5,6 +5,7 @@ export type { AcquireOptions } from './file/options';
 export { LockTimeoutError, LockAbortedError, LockDeadlockError, LockLostError } from './core/errors';
 export { LockUnsupportedError } from './file/failure';
 export type { HolderInfo } from './core/errors';
+export { LockServerError } from './postgres/server-error';
 export type { HolderRecord } from './file/record';
 export { inspect, listLocks } from './file/inspect';
 export type { LockStatus, LockHolder, LockWaiter, LockState, LockMode, InspectOptions, ListLocksOptions } from './file/inspect';

@@ -254,16 +254,30 @@ describe('session-flock run', () => {
     expect((await run.cliExit).code).toBe(0);
   });
 
-  it('-w <seconds> times out with exit 1 naming the holder; -n names it too', async () => {
+  it('-w <seconds> and -n end with the conflict code in silence; with --verbose they name the holder and its owner', async () => {
     const dir = tempDir();
     const target = path.join(dir, 't.jsonl');
     const h = await holder(target, { owner: 'agent:busy' });
-    const result = await sessionFlock(['run', '-w', '0.3', target, process.execPath, '-e', 'process.exit(0)']);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(new RegExp(`timed out after 300ms waiting for .*t\\.jsonl\\.lock — held by pid ${h.pid}.*owner agent:busy`));
-    const once = await sessionFlock(['run', '-n', '-E', '3', target, process.execPath, '-e', 'process.exit(0)']);
-    expect(once.code).toBe(3);
-    expect(once.stderr).toMatch(new RegExp(`t\\.jsonl\\.lock is locked — held by pid ${h.pid}.*owner agent:busy`));
+    const command = [target, process.execPath, '-e', 'process.exit(0)'];
+    const result = await sessionFlock(['run', '-w', '0.3', ...command]);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 1, stderr: '' });
+    const once = await sessionFlock(['run', '-n', '-E', '3', ...command]);
+    expect({ code: once.code, stderr: once.stderr }).toEqual({ code: 3, stderr: '' });
+    const told = await sessionFlock(['run', '--verbose', '-w', '0.3', ...command]);
+    expect(told.code).toBe(1);
+    expect(told.stderr).toMatch(new RegExp(`^session-flock: timeout while waiting to get lock .*t\\.jsonl\\.lock \\(waited \\d+\\.\\d{6} seconds\\) — held by pid ${h.pid}\\b.*owner agent:busy`));
+    const toldOnce = await sessionFlock(['run', '--verbose', '-n', ...command]);
+    expect(toldOnce.code).toBe(1);
+    expect(toldOnce.stderr).toMatch(new RegExp(`^session-flock: failed to get lock .*t\\.jsonl\\.lock \\(waited \\d+\\.\\d{6} seconds\\) — held by pid ${h.pid}\\b.*owner agent:busy`));
+  });
+
+  it('status --postgres with a connection string that is not a PostgreSQL URL says so, without connecting or echoing it', async () => {
+    for (const bad of ['not a url', 'postgres://user:secret@host:port/db', 'mysql://user@host/db']) {
+      const result = await sessionFlock(['status', '--postgres', bad]);
+      expect(result.code, bad).toBe(64);
+      expect(result.stderr.split('\n')[0]).toBe('session-flock: --postgres: the connection string is not a valid PostgreSQL URL (expected postgres://user:password@host:5432/database)');
+      expect(result.stderr).not.toContain(bad.includes('secret') ? 'secret' : bad);
+    }
   });
 
   it('without -w it waits for the holder however long it takes (the process stays alive)', async () => {

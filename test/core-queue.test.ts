@@ -119,6 +119,21 @@ describe('lock identity', () => {
     lock.releaseSync();
   });
 
+  it("names the path each acquire gave while another path's given-up wait still drains on the same entry", async () => {
+    const { real, viaHardLink } = layout();
+    const reader = await startLocker();
+    const { id } = await reader.call({ op: 'acquire', target: real, options: { shared: true } });
+    await expect(acquire(real, { timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeoutError);
+    // The exclusive wait through `real` is parked in the kernel: its entry stays in use.
+    expect(binding.waitsInFlight()).toBe(1);
+    const lock = await acquire(viaHardLink, { shared: true });
+    expect([lock.target, lock.lockPath]).toEqual([viaHardLink, `${viaHardLink}.lock`]);
+    expect(heldLocks()).toMatchObject([{ target: viaHardLink, lockPath: `${viaHardLink}.lock` }]);
+    lock.releaseSync();
+    await reader.call({ op: 'release', id });
+    await eventually(() => binding.waitsInFlight() === 0, 10_000, 'the drained wait to report');
+  });
+
   it('queues other tasks in one FIFO, not in a second kernel wait', async () => {
     const { real, viaLink, viaDotDot, viaHardLink } = layout();
     const held = await acquire(real);

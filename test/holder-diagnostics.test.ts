@@ -136,7 +136,7 @@ describe('record text is shown sanitized', () => {
     expect(error.message).not.toMatch(UNSAFE);
     expect(error.message).toContain(`held by pid ${holder.pid} (?]0;pwned?node ti?tle), owner evil?[2J?session-flock: forged?line?right-to-left, for `);
 
-    const cliRun = await runNode([cli, 'run', '--timeout', '0', target, '--', process.execPath, '-e', '0']);
+    const cliRun = await runNode([cli, 'run', '--verbose', '--timeout', '0', target, '--', process.execPath, '-e', '0']);
     expect(cliRun.code).toBe(1);
     expect(cliRun.stderr.endsWith('\n')).toBe(true);
     expect(cliRun.stderr.slice(0, -1)).not.toMatch(UNSAFE);

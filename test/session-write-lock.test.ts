@@ -1,8 +1,7 @@
-// The drop-in `session-flock/session-write-lock` (issues 6 and 14): the OpenClaw gateway's
-// module as of April 2026, with the same exports, defaults and option rules, on kernel locks.
+// The drop-in `session-flock/session-write-lock`: the OpenClaw gateway's module as of
+// April 2026, with the same exports, defaults and option rules, on kernel locks.
 // Real files in temp dirs, real child processes (test/fixtures/swl-child.cjs over IPC).
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
-import * as diagnostics from 'node:diagnostics_channel';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +9,6 @@ import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { acquire as coreAcquire, heldLocks } from '../dist/cjs/index.js';
 import {
-  __testing,
   acquireSessionWriteLock,
   cleanStaleLockFiles,
   drainSessionWriteLockStateForTest,
@@ -21,6 +19,7 @@ import {
   SESSION_WRITE_LOCK_TIMEOUT,
   SessionWriteLockTimeoutError,
 } from '../dist/cjs/adapters/session-write-lock.js';
+import { processStartTime } from '../dist/cjs/adapters/legacy-pid.js';
 
 const execFileP = promisify(execFile);
 const repo = path.resolve(__dirname, '..');
@@ -176,13 +175,58 @@ describe('lock path and symlinked session folders', () => {
 
     const child = await startChild();
     await a.release();
+    expect(fs.existsSync(lockPathOf(viaReal))).toBe(true);
     expect(await child.free(lockPathOf(viaReal))).toBe(false);
     await b.release();
+    expect(fs.existsSync(lockPathOf(viaReal))).toBe(false);
     expect(await child.free(lockPathOf(viaReal))).toBe(true);
     // A child going through the symlink is excluded by the same lock.
     expect((await child.request({ cmd: 'acquire', sessionFile: viaLink, timeoutMs: 100 })).ok).toBe(true);
     const error = await rejection(acquireSessionWriteLock({ sessionFile: viaReal, timeoutMs: 100 }));
     expect(error.ownerPid).toBe(child.pid);
+  });
+});
+
+describe('the lock file: it names its holder while held, and is gone after the last release', () => {
+  it('holds one line of JSON whose pid and createdAt (ISO 8601) are the holder\'s, this process\'s or another\'s', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    const before = Date.now();
+    const lock = await acquireSessionWriteLock({ sessionFile });
+    const raw = fs.readFileSync(lockPathOf(sessionFile), 'utf8');
+    expect(raw.trimEnd().split('\n')).toHaveLength(1);
+    // What the old module's readers (doctor, scripts) read: a live pid and a fresh createdAt.
+    const body = JSON.parse(raw) as { pid: number; createdAt: string };
+    expect(body.pid).toBe(process.pid);
+    expect(new Date(body.createdAt).toISOString()).toBe(body.createdAt);
+    expect(Date.parse(body.createdAt)).toBeGreaterThanOrEqual(before - 1);
+    expect(Date.parse(body.createdAt)).toBeLessThanOrEqual(Date.now());
+    // A re-entrant acquire joins the hold: the file still names the first acquire.
+    const nested = await acquireSessionWriteLock({ sessionFile });
+    expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(raw);
+    await nested.release();
+    await lock.release();
+    expect(fs.existsSync(lockPathOf(sessionFile))).toBe(false);
+
+    const child = await startChild();
+    expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
+    expect(JSON.parse(fs.readFileSync(lockPathOf(sessionFile), 'utf8'))).toMatchObject({ pid: child.pid, createdAt: expect.any(String) });
+    await child.request({ cmd: 'release' });
+    expect(fs.existsSync(lockPathOf(sessionFile))).toBe(false);
+  });
+
+  it('is gone after the last release however many acquires re-entered it, and after each of many holds in turn', async () => {
+    const sessionFile = path.join(dir, 'a.jsonl');
+    for (let round = 0; round < 3; round++) {
+      const handles = [await acquireSessionWriteLock({ sessionFile })];
+      for (let i = 0; i < round + 1; i++) handles.push(await acquireSessionWriteLock({ sessionFile }));
+      for (const handle of handles.slice(1)) {
+        await handle.release();
+        expect(fs.existsSync(lockPathOf(sessionFile))).toBe(true);
+      }
+      await handles[0].release();
+      expect(fs.existsSync(lockPathOf(sessionFile))).toBe(false);
+    }
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 });
 
@@ -204,9 +248,11 @@ describe('re-entrancy (allowReentrant, default true as in the old module)', () =
     await compact.release();
     await truncate.release();
     expect(run.held).toBe(true);
+    expect(JSON.parse(fs.readFileSync(lockPathOf(sessionFile), 'utf8'))).toMatchObject({ pid: process.pid });
     expect(await child.free(lockPathOf(sessionFile))).toBe(false);
     await run.release();
     expect(heldLocks()).toHaveLength(0);
+    expect(fs.existsSync(lockPathOf(sessionFile))).toBe(false);
     expect(await child.free(lockPathOf(sessionFile))).toBe(true);
   });
 
@@ -295,7 +341,7 @@ describe('options follow the old rule: a non-number, NaN or <= 0 means the defau
     expect(error.message).toBe(`session file locked (timeout 10000ms): pid=${child.pid} ${lockPathOf(sessionFile)}`);
   });
 
-  it('timeoutMs: Infinity waits without limit (until aborted); maxHoldMs defaults to 5 min and follows the same rule', async () => {
+  it('timeoutMs: Infinity waits without limit (until aborted)', async () => {
     const sessionFile = path.join(dir, 'a.jsonl');
     const child = await startChild();
     expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 })).ok).toBe(true);
@@ -305,20 +351,7 @@ describe('options follow the old rule: a non-number, NaN or <= 0 means the defau
     controller.abort();
     expect((await rejection(pending)).name).toBe('AbortError');
     await child.request({ cmd: 'release' });
-
-    for (const maxHoldMs of [undefined, 0, -5, NaN, Infinity]) {
-      const lock = await acquireSessionWriteLock({ sessionFile, maxHoldMs });
-      const now = Date.now();
-      expect(await __testing.runLockWatchdogCheck(now + 5 * 60_000 - 5_000)).toBe(0);
-      expect(await __testing.runLockWatchdogCheck(now + 5 * 60_000 + 5_000)).toBe(1);
-      await lock.release();
-    }
-    const short = await acquireSessionWriteLock({ sessionFile, maxHoldMs: 1_000 });
-    expect(await __testing.runLockWatchdogCheck(Date.now() + 2_000)).toBe(1);
-    // The check counts; it never takes the lock away.
-    expect(short.held).toBe(true);
-    expect(await child.free(lockPathOf(sessionFile))).toBe(false);
-    await short.release();
+    expect(heldLocks()).toHaveLength(0);
   });
 
   it('staleMs is ignored: a live holder is never robbed, however small staleMs is', async () => {
@@ -375,6 +408,7 @@ describe('no stale lock blocks anymore: only a kernel lock does', () => {
     expect(lock.held).toBe(true);
     expect(JSON.parse(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).pid).toBe(process.pid);
     await lock.release();
+    expect(fs.existsSync(lockPathOf(sessionFile))).toBe(false);
   });
 
   it.each([
@@ -382,7 +416,7 @@ describe('no stale lock blocks anymore: only a kernel lock does', () => {
     ['an old-format body naming this very pid (same-pid restart)', async () => JSON.stringify({ pid: process.pid, createdAt: new Date().toISOString() })],
     ['an old-format body with a recycled pid (live pid, wrong starttime)', async () => JSON.stringify({ pid: process.ppid, createdAt: new Date().toISOString(), starttime: 999_999_999 })],
     ['a fresh malformed body', async () => '{}'],
-  ])('a lock file nobody holds never blocks, whatever it holds: %s; an old-format body gives way to the record, anything else stays', async (_name, body) => {
+  ])('a lock file nobody holds never blocks, whatever it holds: %s; an old-format body gives way to the record, anything else is not written over', async (_name, body) => {
     const sessionFile = path.join(dir, 'a.jsonl');
     const content = await body();
     const oldFormat = content !== '{}';
@@ -396,7 +430,7 @@ describe('no stale lock blocks anymore: only a kernel lock does', () => {
     const blocked = await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 100 });
     expect(blocked).toMatchObject({ ok: false, code: 'SESSION_WRITE_LOCK_TIMEOUT', ownerPid: process.pid, ownerPidAlive: true });
     await lock.release();
-    expect(fs.readFileSync(lockPathOf(sessionFile), 'utf8')).toBe(oldFormat ? '' : content);
+    expect(fs.existsSync(lockPathOf(sessionFile))).toBe(false);
     // (Not a probe: this child's given-up kernel wait may still be draining.)
     expect((await child.request({ cmd: 'acquire', sessionFile, timeoutMs: 5_000 })).ok).toBe(true);
   });
@@ -410,6 +444,7 @@ describe('release everything: releaseAllSessionWriteLocks and the test hooks', (
     expect(await releaseAllSessionWriteLocks()).toBe(1);
     expect(before.held).toBe(false);
     expect(beforeNested.held).toBe(false);
+    expect(fs.existsSync(lockPathOf(sessionFile))).toBe(false);
 
     const after = await acquireSessionWriteLock({ sessionFile, timeoutMs: 100 });
     await before.release();
@@ -422,6 +457,7 @@ describe('release everything: releaseAllSessionWriteLocks and the test hooks', (
     await joined.release();
     expect(after.held).toBe(true);
     await after.release();
+    expect(fs.existsSync(lockPathOf(sessionFile))).toBe(false);
     expect(await child.free(lockPathOf(sessionFile))).toBe(true);
   });
 
@@ -445,6 +481,7 @@ describe('release everything: releaseAllSessionWriteLocks and the test hooks', (
     expect(held.held).toBe(false);
     expect(nested.held).toBe(false);
     expect(heldLocks()).toHaveLength(0);
+    expect(fs.existsSync(lockPathOf(a))).toBe(false);
     expect(await child.free(lockPathOf(a))).toBe(true);
     // Later acquires work, and a stale handle cannot touch them.
     const again = await acquireSessionWriteLock({ sessionFile: a, timeoutMs: 100 });
@@ -473,19 +510,6 @@ describe('release everything: releaseAllSessionWriteLocks and the test hooks', (
     expect((await rejection(pending)).name).toBe('AbortError');
     await child.request({ cmd: 'release' });
     expect(heldLocks()).toHaveLength(0);
-  });
-
-  it('__testing keeps the old seams: no cleanup signals, and the termination/exit release frees this module\'s locks', async () => {
-    expect(__testing.cleanupSignals).toEqual([]);
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const lock = await acquireSessionWriteLock({ sessionFile });
-    __testing.handleTerminationSignal('SIGTERM');
-    expect(lock.held).toBe(false);
-    const again = await acquireSessionWriteLock({ sessionFile });
-    __testing.releaseAllLocksSync();
-    expect(again.held).toBe(false);
-    const child = await startChild();
-    expect(await child.free(lockPathOf(sessionFile))).toBe(true);
   });
 });
 
@@ -552,39 +576,7 @@ describe('the timeout error', () => {
   });
 });
 
-describe('maxHoldMs reports a long hold; the lock is never stolen', () => {
-  it('publishes a long-hold report and one warning; the holder keeps the lock', async () => {
-    const sessionFile = path.join(dir, 'a.jsonl');
-    const reports: { lockPath: string; heldForMs: number; maxHoldMs: number }[] = [];
-    const warnings: Error[] = [];
-    let reported!: () => void;
-    const gotReport = new Promise<void>((resolve) => (reported = resolve));
-    const onReport = (message: unknown): void => {
-      reports.push(message as (typeof reports)[number]);
-      reported();
-    };
-    const onWarning = (warning: Error): void => void warnings.push(warning);
-    diagnostics.subscribe('session-flock:long-hold', onReport);
-    process.on('warning', onWarning);
-    try {
-      const leaked = await acquireSessionWriteLock({ sessionFile, maxHoldMs: 50 });
-      await gotReport;
-      expect(reports).toHaveLength(1);
-      expect(reports[0]).toMatchObject({ lockPath: leaked.lockPath, maxHoldMs: 50 });
-      expect(reports[0].heldForMs).toBeGreaterThanOrEqual(50);
-      expect(leaked.held).toBe(true);
-      const child = await startChild();
-      expect(await child.free(lockPathOf(sessionFile))).toBe(false);
-      await new Promise((r) => setImmediate(r));
-      expect(warnings.some((w) => (w as NodeJS.ErrnoException).code === 'SESSION_FLOCK_LONG_HOLD' && w.message.includes(lockPathOf(sessionFile)))).toBe(true);
-      await leaked.release();
-      expect(await child.free(lockPathOf(sessionFile))).toBe(true);
-    } finally {
-      diagnostics.unsubscribe('session-flock:long-hold', onReport);
-      process.off('warning', onWarning);
-    }
-  });
-
+describe('leaks', () => {
   it('a handle dropped without release() is released when collected, with a leak warning', async () => {
     const sessionFile = path.join(dir, 'a.jsonl');
     const { stdout } = await execFileP(process.execPath, ['--expose-gc', path.join(fixtures, 'swl-gc.cjs'), sessionFile]);
@@ -594,37 +586,47 @@ describe('maxHoldMs reports a long hold; the lock is never stolen', () => {
   });
 });
 
-describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by a sweeper holding its lock', () => {
-  it('never removes a lock file another process holds, reports that holder, and removes the free ones of both formats', async () => {
+describe('cleanStaleLockFiles: kernel truth first, then the old rules; a lock file is removed only by a sweeper holding its lock', () => {
+  it('never removes a held lock file; removes a free one whose pid is dead or missing or whose age is past staleMs, in the old words', async () => {
     const sessionsDir = path.join(dir, 'sessions');
     fs.mkdirSync(sessionsDir);
     const held = path.join(sessionsDir, 'held.jsonl');
     const child = await startChild();
     expect((await child.request({ cmd: 'acquire', sessionFile: held, timeoutMs: 100 })).ok).toBe(true);
-    // An empty lock file this library left behind, free.
-    const empty = await acquireSessionWriteLock({ sessionFile: path.join(sessionsDir, 'empty.jsonl') });
-    await empty.release();
+    const nowMs = Date.now();
+    const body = (pid: number, ageMs: number): string => JSON.stringify({ pid, createdAt: new Date(nowMs - ageMs).toISOString() });
     const dead = await deadPid();
-    fs.writeFileSync(path.join(sessionsDir, 'old-dead.jsonl.lock'), JSON.stringify({ pid: dead, createdAt: new Date(Date.now() - 120_000).toISOString() }));
-    // The old sweep kept this one (live pid, fresh); nobody holds it, so it is stale now.
-    const createdAt = new Date(Date.now() - 1_000).toISOString();
-    fs.writeFileSync(path.join(sessionsDir, 'old-live.jsonl.lock'), JSON.stringify({ pid: child.pid, createdAt }));
+    fs.writeFileSync(path.join(sessionsDir, 'empty.jsonl.lock'), '');
+    fs.writeFileSync(path.join(sessionsDir, 'malformed.jsonl.lock'), '{}');
+    fs.writeFileSync(path.join(sessionsDir, 'dead.jsonl.lock'), body(dead, 120_000));
+    // Nobody holds these two: the live pid is a process that does not lock (an old-module gateway).
+    fs.writeFileSync(path.join(sessionsDir, 'old-live.jsonl.lock'), body(child.pid, 120_000));
+    fs.writeFileSync(path.join(sessionsDir, 'fresh-live.jsonl.lock'), body(child.pid, 1_000));
     fs.writeFileSync(path.join(sessionsDir, 'notes.txt.lock'), '');
 
     const warnings: string[] = [];
-    const nowMs = Date.now();
     const result = await cleanStaleLockFiles({ sessionsDir, staleMs: 30_000, nowMs, log: { warn: (m) => warnings.push(m) } });
-    expect(result.locks.map((l) => path.basename(l.lockPath))).toEqual(['empty.jsonl.lock', 'held.jsonl.lock', 'old-dead.jsonl.lock', 'old-live.jsonl.lock']);
+    const names = ['dead', 'empty', 'fresh-live', 'held', 'malformed', 'old-live'].map((n) => `${n}.jsonl.lock`);
+    expect(result.locks.map((l) => path.basename(l.lockPath))).toEqual(names);
     const byName = Object.fromEntries(result.locks.map((l) => [path.basename(l.lockPath), l]));
     expect(byName['held.jsonl.lock']).toMatchObject({ lockPath: lockPathOf(held), pid: child.pid, pidAlive: true, stale: false, staleReasons: [], removed: false });
     expect(byName['held.jsonl.lock'].ageMs).toBeGreaterThanOrEqual(0);
-    expect(byName['empty.jsonl.lock']).toMatchObject({ pid: null, pidAlive: false, createdAt: null, stale: true, staleReasons: ['not-held'], removed: true });
-    expect(byName['old-dead.jsonl.lock']).toMatchObject({ pid: dead, pidAlive: false, stale: true, staleReasons: ['not-held', 'old-format', 'dead-pid'], removed: true });
-    expect(byName['old-dead.jsonl.lock'].ageMs).toBeGreaterThanOrEqual(120_000);
-    expect(byName['old-live.jsonl.lock']).toMatchObject({ pid: child.pid, pidAlive: true, createdAt, ageMs: nowMs - Date.parse(createdAt), stale: true, staleReasons: ['not-held', 'old-format'], removed: true });
-    expect(result.cleaned.map((l) => path.basename(l.lockPath))).toEqual(['empty.jsonl.lock', 'old-dead.jsonl.lock', 'old-live.jsonl.lock']);
+    expect(byName['empty.jsonl.lock']).toMatchObject({ pid: null, pidAlive: false, createdAt: null, ageMs: null, stale: true, staleReasons: ['missing-pid', 'invalid-createdAt'], removed: true });
+    expect(byName['malformed.jsonl.lock']).toMatchObject({ pid: null, stale: true, staleReasons: ['missing-pid', 'invalid-createdAt'], removed: true });
+    expect(byName['dead.jsonl.lock']).toMatchObject({ pid: dead, pidAlive: false, ageMs: 120_000, stale: true, staleReasons: ['dead-pid', 'too-old'], removed: true });
+    expect(byName['old-live.jsonl.lock']).toMatchObject({ pid: child.pid, pidAlive: true, ageMs: 120_000, stale: true, staleReasons: ['too-old'], removed: true });
+    expect(byName['fresh-live.jsonl.lock']).toMatchObject({
+      pid: child.pid,
+      pidAlive: true,
+      createdAt: new Date(nowMs - 1_000).toISOString(),
+      ageMs: 1_000,
+      stale: false,
+      staleReasons: [],
+      removed: false,
+    });
+    expect(result.cleaned.map((l) => path.basename(l.lockPath))).toEqual(['dead.jsonl.lock', 'empty.jsonl.lock', 'malformed.jsonl.lock', 'old-live.jsonl.lock']);
     expect(warnings).toEqual(result.cleaned.map((l) => `removed stale session lock: ${l.lockPath} (${l.staleReasons.join(', ')})`));
-    expect(fs.readdirSync(sessionsDir).sort()).toEqual(['held.jsonl.lock', 'notes.txt.lock']);
+    expect(fs.readdirSync(sessionsDir).sort()).toEqual(['fresh-live.jsonl.lock', 'held.jsonl.lock', 'notes.txt.lock']);
 
     // The old failure: the sweep deleted the held file and a second process got the lock too. Not anymore.
     const second = await startChild();
@@ -632,6 +634,84 @@ describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by 
     expect(blocked).toMatchObject({ ok: false, code: 'SESSION_WRITE_LOCK_TIMEOUT', ownerPid: child.pid });
     await child.request({ cmd: 'release' });
     expect((await second.request({ cmd: 'acquire', sessionFile: held, timeoutMs: 100 })).ok).toBe(true);
+  });
+
+  it('a fresh file naming a live local process is kept with no kernel lock on it, until it is older than staleMs (default 30 min)', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const child = await startChild();
+    const createdAt = new Date().toISOString();
+    const legacy = path.join(sessionsDir, 'legacy.jsonl.lock');
+    fs.writeFileSync(legacy, JSON.stringify({ pid: child.pid, createdAt }));
+    // A holder record of this library, left by a holder that never released (same host, live pid).
+    const recorded = path.join(sessionsDir, 'recorded.jsonl.lock');
+    fs.writeFileSync(recorded, `${JSON.stringify({ pid: child.pid, hostname: os.hostname(), nonce: 'x-1', createdAt, acquiredAt: Date.parse(createdAt) })}\n`);
+
+    for (const staleMs of [undefined, 0, -1, NaN, Infinity, '1']) {
+      const kept = await cleanStaleLockFiles({ sessionsDir, staleMs: staleMs as number, nowMs: Date.parse(createdAt) + 30 * 60_000 });
+      expect(kept.cleaned).toEqual([]);
+      expect(kept.locks).toMatchObject([
+        { lockPath: legacy, pid: child.pid, pidAlive: true, createdAt, stale: false, removed: false },
+        { lockPath: recorded, pid: child.pid, pidAlive: true, createdAt, stale: false, removed: false },
+      ]);
+    }
+    expect(fs.existsSync(legacy) && fs.existsSync(recorded)).toBe(true);
+
+    const old = await cleanStaleLockFiles({ sessionsDir, nowMs: Date.parse(createdAt) + 30 * 60_000 + 1 });
+    expect(old.cleaned).toMatchObject([
+      { lockPath: legacy, staleReasons: ['too-old'], removed: true },
+      { lockPath: recorded, staleReasons: ['too-old'], removed: true },
+    ]);
+    expect(fs.readdirSync(sessionsDir)).toEqual([]);
+  });
+
+  it('judges each file by what it holds when its turn comes: one an old gateway took since the sweep began is kept', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const child = await startChild();
+    const dead = await deadPid();
+    const first = path.join(sessionsDir, 'a.jsonl.lock');
+    const second = path.join(sessionsDir, 'b.jsonl.lock');
+    for (const lockPath of [first, second]) fs.writeFileSync(lockPath, JSON.stringify({ pid: dead, createdAt: new Date().toISOString() }));
+    const createdAt = new Date().toISOString();
+    // The kernel state of both was read before the first removal is logged; then an old-module gateway takes the second.
+    const warn = (message: string): void => {
+      if (message.includes(first)) fs.writeFileSync(second, JSON.stringify({ pid: child.pid, createdAt }));
+    };
+    const result = await cleanStaleLockFiles({ sessionsDir, log: { warn } });
+    expect(result.cleaned.map((l) => l.lockPath)).toEqual([first]);
+    expect(result.locks[1]).toMatchObject({ lockPath: second, pid: child.pid, pidAlive: true, createdAt, stale: false, removed: false });
+    expect(JSON.parse(fs.readFileSync(second, 'utf8'))).toEqual({ pid: child.pid, createdAt });
+  });
+
+  it('a record from another host is judged by its age only (its pid cannot be checked from here)', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const lockPath = path.join(sessionsDir, 'remote.jsonl.lock');
+    const acquiredAt = Date.now() - 60_000;
+    fs.writeFileSync(lockPath, `${JSON.stringify({ pid: await deadPid(), hostname: `not-${os.hostname()}`, nonce: 'x-1', createdAt: new Date(acquiredAt).toISOString(), acquiredAt })}\n`);
+    const young = await cleanStaleLockFiles({ sessionsDir, staleMs: 120_000 });
+    expect(young.locks).toMatchObject([{ lockPath, pidAlive: false, stale: false, staleReasons: [], removed: false }]);
+    const old = await cleanStaleLockFiles({ sessionsDir, staleMs: 30_000 });
+    expect(old.locks).toMatchObject([{ lockPath, stale: true, staleReasons: ['too-old'], removed: true }]);
+    expect(fs.existsSync(lockPath)).toBe(false);
+  });
+
+  it.runIf(process.platform === 'linux')('an old-format body whose live pid has another start time names a recycled pid: removed as recycled-pid', async () => {
+    const sessionsDir = path.join(dir, 'sessions');
+    fs.mkdirSync(sessionsDir);
+    const child = await startChild();
+    const starttime = processStartTime(child.pid);
+    expect(starttime).not.toBeNull();
+    const createdAt = new Date().toISOString();
+    fs.writeFileSync(path.join(sessionsDir, 'recycled.jsonl.lock'), JSON.stringify({ pid: child.pid, createdAt, starttime: (starttime as number) + 1 }));
+    fs.writeFileSync(path.join(sessionsDir, 'same.jsonl.lock'), JSON.stringify({ pid: child.pid, createdAt, starttime }));
+    const result = await cleanStaleLockFiles({ sessionsDir });
+    expect(result.locks).toMatchObject([
+      { lockPath: path.join(sessionsDir, 'recycled.jsonl.lock'), pid: child.pid, pidAlive: true, stale: true, staleReasons: ['recycled-pid'], removed: true },
+      { lockPath: path.join(sessionsDir, 'same.jsonl.lock'), pid: child.pid, pidAlive: true, stale: false, staleReasons: [], removed: false },
+    ]);
+    expect(fs.readdirSync(sessionsDir)).toEqual(['same.jsonl.lock']);
   });
 
   it('removeStale: false only reports; a lock this very process holds is not stale; a SIGKILLed holder\'s leftovers are', async () => {
@@ -642,16 +722,17 @@ describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by 
     expect((await child.request({ cmd: 'acquire', sessionFile: killed, timeoutMs: 100 })).ok).toBe(true);
     await child.kill();
 
-    const report = await cleanStaleLockFiles({ sessionsDir, removeStale: false });
+    // Age makes no held lock stale.
+    const report = await cleanStaleLockFiles({ sessionsDir, removeStale: false, staleMs: 1, nowMs: Date.now() + 3_600_000 });
     expect(report.cleaned).toEqual([]);
     expect(report.locks).toMatchObject([
-      { lockPath: lockPathOf(killed), pid: child.pid, pidAlive: false, stale: true, staleReasons: ['not-held', 'dead-pid'], removed: false },
-      { lockPath: mine.lockPath, pid: process.pid, pidAlive: true, stale: false, removed: false },
+      { lockPath: lockPathOf(killed), pid: child.pid, pidAlive: false, stale: true, staleReasons: ['dead-pid', 'too-old'], removed: false },
+      { lockPath: mine.lockPath, pid: process.pid, pidAlive: true, stale: false, staleReasons: [], removed: false },
     ]);
     expect(fs.existsSync(lockPathOf(killed))).toBe(true);
 
-    const swept = await cleanStaleLockFiles({ sessionsDir });
-    expect(swept.cleaned.map((l) => l.lockPath)).toEqual([lockPathOf(killed)]);
+    const swept = await cleanStaleLockFiles({ sessionsDir, staleMs: 1, nowMs: Date.now() + 3_600_000 });
+    expect(swept.cleaned).toMatchObject([{ lockPath: lockPathOf(killed), staleReasons: ['dead-pid', 'too-old'] }]);
     expect(fs.existsSync(lockPathOf(killed))).toBe(false);
     expect(fs.existsSync(mine.lockPath as string)).toBe(true);
     expect(mine.held).toBe(true);
@@ -696,18 +777,17 @@ describe('cleanStaleLockFiles: kernel truth, and a lock file is removed only by 
     );
     let done = false;
     const all = Promise.all(runs).finally(() => (done = true));
-    let removed = 0;
     let sweeps = 0;
     while (!done) {
-      removed += (await cleanStaleLockFiles({ sessionsDir })).cleaned.length;
+      await cleanStaleLockFiles({ sessionsDir });
       sweeps++;
       await new Promise((r) => setImmediate(r));
     }
     for (const run of await all) expect(run.code, run.stderr).toBe(0);
     expect(Number(fs.readFileSync(counter, 'utf8'))).toBe(2 * iterations);
-    // The sweeper really did remove the lock file between holds, many times.
     expect(sweeps).toBeGreaterThan(0);
-    expect(removed).toBeGreaterThan(0);
+    // Each holder removed the lock file at its release; the sweeper took whatever it found free.
+    expect(fs.readdirSync(sessionsDir)).toEqual([]);
   });
 });
 

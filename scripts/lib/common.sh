@@ -28,13 +28,16 @@ ensure_apt() {
 }
 
 # npm_unpack name version: `npm pack` once into .cache/dl, unpacked once into
-# .cache/<name>-<version>/package; prints that directory.
+# .cache/<name>-<version>/package; prints that directory. A scoped name (@scope/name) is
+# stored as scope-name, the way npm pack names its tarball.
 npm_unpack() {
   local name="$1" version="$2"
-  local dest="$CACHE/$name-$version"
+  local flat="${name#@}"
+  flat="${flat//\//-}"
+  local dest="$CACHE/$flat-$version"
   if [ ! -e "$dest/.ok" ]; then
     mkdir -p "$CACHE/dl"
-    local tgz="$CACHE/dl/$name-$version.tgz"
+    local tgz="$CACHE/dl/$flat-$version.tgz"
     if [ ! -s "$tgz" ]; then
       log "npm pack $name@$version"
       (cd "$CACHE/dl" && npm pack --silent "$name@$version" </dev/null >/dev/null)

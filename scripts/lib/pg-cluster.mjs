@@ -2,7 +2,7 @@
 // pg_ctl, listening on 127.0.0.1 at a free port with its socket directory in a
 // temp folder, fsync off, removed when stopped. SESSION_FLOCK_TEST_PG_URL, when
 // set, is used instead and nothing is started.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -57,6 +57,13 @@ function runAs(user, file, args, options = {}) {
   return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options });
 }
 
+function runAsAsync(user, file, args) {
+  const [cmd, argv] = user === null ? [file, args] : ['setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', file, ...args]];
+  return new Promise((resolve, reject) =>
+    execFile(cmd, argv, { encoding: 'utf8' }, (error, stdout, stderr) => (error ? reject(new Error(`${cmd} ${argv.join(' ')}: ${error.message}\n${stderr}`)) : resolve(stdout))),
+  );
+}
+
 /** Why a command failed: its message (with its stderr), the signal that ended it, the log's tail. */
 function explain(error, log) {
   const stderr = error.stderr ? String(error.stderr).trim() : '';
@@ -71,8 +78,27 @@ function explain(error, log) {
   return [message, signal, stderr, tail].filter(Boolean).join('\n');
 }
 
+/** The postmaster's pid (first line of postmaster.pid) and every process whose parent it is. */
+function serverPids(data) {
+  const postmaster = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const children = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The command name may contain spaces and parentheses: the fields after its last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === postmaster) children.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return [postmaster, ...children];
+}
+
 /**
- * Starts a cluster; resolves to { url, stop() } (stop is synchronous and idempotent).
+ * Starts a cluster; resolves to { url, port, dir, stop(), restart(), serverPids() } (stop is
+ * synchronous and idempotent).
  * `listen`: listen_addresses; `trustNetworks`: CIDRs whose clients are trusted besides localhost.
  * Rejects with an Error whose message says why.
  */
@@ -126,7 +152,21 @@ export async function startCluster({ bindir = findServerBinaries(), listen = '12
       try {
         runAs(user, path.join(bindir, 'pg_ctl'), ['start', '-D', data, '-l', log, '-w', '-t', '60', '-o', settings]);
         started = true;
-        return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, stop };
+        // Asynchronous, so that the caller's event loop sees the sessions end and the refusals meanwhile.
+        const pgCtl = (args) => runAsAsync(user, path.join(bindir, 'pg_ctl'), [...args, '-D', data]);
+        return {
+          url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+          port,
+          dir,
+          stop,
+          /** Fast shutdown then start again on the same port: every session ends (57P01), then refused, then back. */
+          restart: () => pgCtl(['restart', '-m', 'fast', '-w', '-t', '60', '-l', log, '-o', settings]),
+          /** Fast shutdown (every session ends, then connections are refused) and start again. */
+          shutdown: () => pgCtl(['stop', '-m', 'fast', '-w', '-t', '60']),
+          start: () => pgCtl(['start', '-w', '-t', '60', '-l', log, '-o', settings]),
+          /** The postmaster and its children (backends and auxiliary processes), for SIGSTOP/SIGCONT. */
+          serverPids: () => serverPids(data),
+        };
       } catch (error) {
         const why = explain(error, log);
         if (attempt < 3 && /could not bind|address already in use/i.test(why)) continue;

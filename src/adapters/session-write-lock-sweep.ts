@@ -1,61 +1,101 @@
 /**
- * The old module's `cleanStaleLockFiles`, with kernel truth: a lock file is
- * stale when nobody holds its lock, and it is removed only by a sweeper that
- * holds that lock itself, so no holder's lock file ever disappears.
+ * The old module's `cleanStaleLockFiles`, with kernel truth first: a lock file
+ * anyone holds is never stale, and one is removed only by a sweeper that holds
+ * its lock itself. A free one is judged by what it names, as before.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tryAcquireSync } from '../file/api';
 import { invalidArgType, LockDeadlockError } from '../core/errors';
+import { inspectMany, type LockStatus } from '../file/inspect';
 import { localRecord, namedHolder } from '../file/holder';
 import { targetOf } from '../file/lock-path';
-import { inspectMany, type LockStatus } from '../file/inspect';
-import { pidAlive } from '../core/process-alive';
+import { readLockFile, writtenOnThisHost } from '../file/record';
+import { isLivePid, processStartTime } from './legacy-pid';
 import type { SessionLock } from '../core/session-lock';
 
 /** One `*.jsonl.lock` file, as the old module reported it. */
 export type SessionLockInspection = {
   /** `path.join(path.resolve(sessionsDir), name)`, as before. */
   lockPath: string;
-  /** The holder's pid: the kernel's on Linux, else the holder record's; for a free lock, whoever the record or an old-format body names. */
+  /** The holder's pid (the kernel's on Linux) when held; else the pid the file names, if any. */
   pid: number | null;
+  /** Whether that pid is a live process of this host (a zombie is not). */
   pidAlive: boolean;
-  /** ISO time the lock was taken (holder record), or an old-format body's `createdAt`. */
+  /** ISO time the lock was taken, or the `createdAt` the file names. */
   createdAt: string | null;
   ageMs: number | null;
-  /** Nobody holds the lock. A held lock is never stale, however old. */
+  /** It may be removed: nobody holds it and what it names is gone or old. A held lock is never stale, however old. */
   stale: boolean;
-  /** Why it is stale: always `not-held`, then `old-format` and `dead-pid` when they apply. */
+  /** The old module's words: `missing-pid`, `dead-pid`, `recycled-pid`, `invalid-createdAt`, `too-old`. */
   staleReasons: string[];
   /** This call removed it (while holding its lock). */
   removed: boolean;
 };
 
+/** The old module's default age past which a lock file is stale whatever it names. */
+const DEFAULT_STALE_MS = 30 * 60 * 1000;
+
 /** At most this much of a lock file is read: an old-format body is a few dozen bytes. */
 const MAX_BODY_BYTES = 4096;
 
-/** The `{pid, createdAt}` body the old O_EXCL module wrote, or null (the new design writes no body). */
-function readOldFormatBody(lockPath: string): { pid: number | null; createdAt: string | null } | null {
+/** Who a lock file says holds it: a holder record of ours, or the old module's `{pid, createdAt}` body. */
+interface Named {
+  pid: number | null;
+  createdAt: string | null;
+  /** The record's host; null for an old-format body, which names a process of this host. */
+  hostname: string | null;
+  /** The old module's `starttime` (Linux clock ticks), to tell a recycled pid. */
+  starttime: number | null;
+}
+
+const NOBODY: Named = { pid: null, createdAt: null, hostname: null, starttime: null };
+
+/**
+ * The lock file's JSON read as the old module read it: a positive integer `pid`, a string
+ * `createdAt` and an integer `starttime`, each where present. NOBODY for anything else.
+ */
+function readOldFormatBody(lockPath: string): Named {
   let fd: number;
   try {
     fd = fs.openSync(lockPath, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
   } catch {
-    return null;
+    return NOBODY;
   }
   try {
-    if (!fs.fstatSync(fd).isFile()) return null;
+    if (!fs.fstatSync(fd).isFile()) return NOBODY;
     const buffer = Buffer.alloc(MAX_BODY_BYTES);
     const length = fs.readSync(fd, buffer, 0, MAX_BODY_BYTES, 0);
-    if (length === 0 || length === MAX_BODY_BYTES) return null;
-    const parsed = JSON.parse(buffer.toString('utf8', 0, length)) as Record<string, unknown>;
-    if (typeof parsed !== 'object' || parsed === null || !('pid' in parsed || 'createdAt' in parsed)) return null;
-    const pid = Number.isSafeInteger(parsed.pid) && (parsed.pid as number) > 0 ? (parsed.pid as number) : null;
-    return { pid, createdAt: typeof parsed.createdAt === 'string' ? parsed.createdAt : null };
+    if (length === 0 || length === MAX_BODY_BYTES) return NOBODY;
+    const parsed = JSON.parse(buffer.toString('utf8', 0, length)) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return NOBODY;
+    const body = parsed as Record<string, unknown>;
+    return {
+      pid: Number.isSafeInteger(body.pid) && (body.pid as number) > 0 ? (body.pid as number) : null,
+      createdAt: typeof body.createdAt === 'string' ? body.createdAt : null,
+      hostname: null,
+      starttime: Number.isSafeInteger(body.starttime) && (body.starttime as number) >= 0 ? (body.starttime as number) : null,
+    };
   } catch {
-    return null;
+    return NOBODY;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * What the lock file names: a holder record of ours (with its host), else whatever an
+ * old-format body or another JSON body gives as the old module read it. An empty,
+ * missing or unreadable file names nobody.
+ */
+function readNamed(lockPath: string): Named {
+  const content = readLockFile(lockPath);
+  if (content.kind === 'record') {
+    const { record } = content;
+    const acquiredAt = typeof record.acquiredAt === 'number' ? new Date(record.acquiredAt).toISOString() : null;
+    return { pid: record.pid, createdAt: record.createdAt ?? acquiredAt, hostname: record.hostname ?? null, starttime: null };
+  }
+  return content.kind === 'legacy' || content.kind === 'foreign' ? readOldFormatBody(lockPath) : NOBODY;
 }
 
 function ageOf(createdAt: string | null, nowMs: number): number | null {
@@ -63,41 +103,54 @@ function ageOf(createdAt: string | null, nowMs: number): number | null {
   return Number.isFinite(at) ? Math.max(0, nowMs - at) : null;
 }
 
-
-/** Kernel truth (or the probe, off Linux) turned into the old report's shape. */
-function describe(status: LockStatus, reportedPath: string, nowMs: number): SessionLockInspection {
-  const record = localRecord(status);
-  if (status.state === 'held') {
-    const named = namedHolder(status);
-    const pid = named?.pid ?? record?.pid ?? null;
-    const alive = named !== undefined ? named.alive === true : pid !== null && pidAlive(pid);
-    const createdAt = status.acquiredAt === null ? null : new Date(status.acquiredAt).toISOString();
-    return { lockPath: reportedPath, pid, pidAlive: alive, createdAt, ageMs: ageOf(createdAt, nowMs), stale: false, staleReasons: [], removed: false };
+/**
+ * A lock file nobody holds, judged by what it names as the old module judged it. A live
+ * local process younger than `staleMs` keeps it: that may be a gateway still running
+ * the old module, whose exclusion is the file's existence. A pid of another host cannot
+ * be checked from here, so only age makes such a file stale.
+ */
+function judgeFree(named: Named, reportedPath: string, staleMs: number, nowMs: number): SessionLockInspection {
+  const local = named.hostname === null || writtenOnThisHost(named.hostname);
+  const { pid } = named;
+  const alive = pid !== null && local && isLivePid(pid);
+  const staleReasons: string[] = [];
+  if (pid === null) staleReasons.push('missing-pid');
+  else if (local && !alive) staleReasons.push('dead-pid');
+  else if (alive && named.starttime !== null) {
+    const starttime = processStartTime(pid);
+    if (starttime !== null && starttime !== named.starttime) staleReasons.push('recycled-pid');
   }
-  // Free: nobody holds it. Whatever names a pid is a leftover.
-  const body = status.content === 'legacy' ? readOldFormatBody(status.lockPath) : null;
-  const pid = record?.pid ?? body?.pid ?? null;
-  const createdAt =
-    record !== null && typeof record.acquiredAt === 'number' && Number.isFinite(record.acquiredAt)
-      ? new Date(record.acquiredAt).toISOString()
-      : (body?.createdAt ?? null);
-  const alive = pid !== null && pidAlive(pid);
-  const staleReasons = ['not-held'];
-  if (body !== null) staleReasons.push('old-format');
-  if (pid !== null && !alive) staleReasons.push('dead-pid');
-  return { lockPath: reportedPath, pid, pidAlive: alive, createdAt, ageMs: ageOf(createdAt, nowMs), stale: true, staleReasons, removed: false };
+  const ageMs = ageOf(named.createdAt, nowMs);
+  if (ageMs === null) staleReasons.push('invalid-createdAt');
+  else if (ageMs > staleMs) staleReasons.push('too-old');
+  return { lockPath: reportedPath, pid, pidAlive: alive, createdAt: named.createdAt, ageMs, stale: staleReasons.length > 0, staleReasons, removed: false };
 }
 
-type Removal = { removed: true } | { removed: false; held: true } | { removed: false; held: false; error: Error };
+function describe(status: LockStatus, reportedPath: string, staleMs: number, nowMs: number): SessionLockInspection {
+  return status.state === 'held' ? describeHeld(status, reportedPath, nowMs) : judgeFree(readNamed(status.lockPath), reportedPath, staleMs, nowMs);
+}
+
+/** A held lock: never stale. Its holder as the kernel names it (Linux), else as its record does. */
+function describeHeld(status: LockStatus, reportedPath: string, nowMs: number): SessionLockInspection {
+  const record = localRecord(status);
+  const named = namedHolder(status);
+  const pid = named?.pid ?? record?.pid ?? null;
+  const alive = named !== undefined ? named.alive === true : pid !== null && isLivePid(pid);
+  const createdAt = status.acquiredAt === null ? null : new Date(status.acquiredAt).toISOString();
+  return { lockPath: reportedPath, pid, pidAlive: alive, createdAt, ageMs: ageOf(createdAt, nowMs), stale: false, staleReasons: [], removed: false };
+}
+
+type Removal = { removed: true } | { removed: false; held: true } | { removed: false; kept: SessionLockInspection } | { removed: false; held: false; error: Error };
 
 /**
- * Takes the lock (one attempt, no record), and only while holding it removes
- * the leftover record and the lock file. The core's try-lock checks after
- * locking that the path still names the locked file; a waiter elsewhere that
- * gets the lock on the removed file re-checks the same way and reopens, so
- * it can never end up holding a file that has no name.
+ * Takes the lock (one attempt, no record), and only while holding it reads the file
+ * again, judges it again (an old-module gateway may have written a fresh body since it
+ * was inspected) and removes it if it is still stale. The core's try-lock checks after
+ * locking that the path still names the locked file; a waiter elsewhere that gets the
+ * lock on the removed file re-checks the same way and reopens, so it can never end up
+ * holding a file that has no name.
  */
-function removeWhileHolding(target: string, lockPath: string): Removal {
+function removeWhileHolding(target: string, lockPath: string, reportedPath: string, staleMs: number, nowMs: number): Removal {
   let lock: SessionLock | null;
   try {
     lock = tryAcquireSync(target, { lockPath, record: false, reentrant: false, timeoutMs: 0 });
@@ -108,6 +161,8 @@ function removeWhileHolding(target: string, lockPath: string): Removal {
   }
   if (lock === null) return { removed: false, held: true };
   try {
+    const again = judgeFree(readNamed(lockPath), reportedPath, staleMs, nowMs);
+    if (!again.stale) return { removed: false, kept: again };
     fs.unlinkSync(lockPath);
     return { removed: true };
   } catch (error) {
@@ -119,22 +174,29 @@ function removeWhileHolding(target: string, lockPath: string): Removal {
 
 /**
  * Reports every `*.jsonl.lock` file in `sessionsDir` (sorted by name), and
- * unless `removeStale` is false removes those that nobody holds: old-format
- * `{pid, createdAt}` files as well as the empty ones this library leaves.
- * Resolves to `{ locks: [] , cleaned: [] }` when the folder does not exist;
- * rejects for any other error reading it.
+ * unless `removeStale` is false removes the stale ones. A lock file is stale
+ * when nobody holds its kernel lock and what it names (a holder record, or
+ * the old module's `{pid, createdAt}` body) is no reason to keep it: no pid
+ * (`missing-pid`), a pid that is not a live process (`dead-pid`) or was
+ * recycled (`recycled-pid`), no valid time (`invalid-createdAt`), or older
+ * than `staleMs` (`too-old`; default 30 min, with the old module's duration
+ * rule). Resolves to `{ locks: [] , cleaned: [] }` when the folder does not
+ * exist; rejects for any other error reading it.
  *
  * Guaranteed: a lock file is removed only while this call holds its kernel
- * lock, so a file that anyone holds is never removed, and a process waiting
- * on a removed file reopens the new one instead of holding a nameless file.
- * A lock file that cannot be locked or removed is reported (and logged
- * through `log.warn`), never thrown for. Entries that are not regular files
- * are reported as not stale and never touched. Each removal is logged through
- * `log.warn`, as before.
+ * lock and after it judged the file stale again while holding it, so a file
+ * that anyone holds is never removed, and neither is one that names a live
+ * local process younger than `staleMs` (a gateway still running the old
+ * module, which takes no kernel lock). A process waiting on a removed file
+ * reopens the new one instead of holding a nameless file. A lock file that
+ * cannot be locked or removed is reported (and logged through `log.warn`),
+ * never thrown for. Entries that are not regular files are reported as not
+ * stale and never touched. Each removal is logged through `log.warn`, as
+ * before.
  *
  * Not guaranteed: exclusion against processes still running the old O_EXCL
- * module, which delete lock files without any lock. `staleMs` is accepted and
- * decides nothing: age never makes a held lock stale. `nowMs` only sets `ageMs`.
+ * module, which delete lock files without any lock. Age never makes a held
+ * lock stale.
  *
  * Platform-specific behavior: on Linux, `pid` and `pidAlive` of a held lock
  * come from the kernel's lock table (/proc/locks), which takes no lock; the
@@ -156,6 +218,8 @@ export async function cleanStaleLockFiles(params: {
   }
   const sessionsDir = path.resolve(params.sessionsDir);
   const removeStale = params.removeStale !== false;
+  const staleMs =
+    typeof params.staleMs === 'number' && params.staleMs > 0 && Number.isFinite(params.staleMs) ? params.staleMs : DEFAULT_STALE_MS;
   const nowMs = typeof params.nowMs === 'number' && Number.isFinite(params.nowMs) ? params.nowMs : Date.now();
   const warn = (message: string): void => {
     if (typeof params.log?.warn === 'function') params.log.warn(message);
@@ -193,17 +257,19 @@ export async function cleanStaleLockFiles(params: {
       locks.push({ lockPath: reportedPath, pid: null, pidAlive: false, createdAt: null, ageMs: null, stale: false, staleReasons: [], removed: false });
       continue;
     }
-    let info = describe(status, reportedPath, nowMs);
+    let info = describe(status, reportedPath, staleMs, nowMs);
     if (info.stale && removeStale) {
-      const removal = removeWhileHolding(items[i].target, items[i].lockPath);
+      const removal = removeWhileHolding(items[i].target, items[i].lockPath, reportedPath, staleMs, nowMs);
       if (removal.removed) {
         info.removed = true;
         cleaned.push(info);
         warn(`removed stale session lock: ${reportedPath} (${info.staleReasons.join(', ')})`);
+      } else if ('kept' in removal) {
+        info = removal.kept;
       } else if (removal.held) {
         // Taken since it was inspected: report who has it now.
         status = inspectMany([items[i]])[0];
-        if (status.state === 'held' || status.state === 'free') info = describe(status, reportedPath, nowMs);
+        if (status.state === 'held' || status.state === 'free') info = describe(status, reportedPath, staleMs, nowMs);
       } else {
         warn(`could not remove stale session lock ${reportedPath}: ${removal.error.message}`);
       }

@@ -1,13 +1,15 @@
 /**
  * `session-flock/session-write-lock`: a drop-in for the OpenClaw gateway's
  * `src/agents/session-write-lock.ts` as of April 2026 (the O_EXCL lock file
- * holding `{pid, createdAt}`): the same exports, parameter names, defaults and
- * option rules, backed by the kernel lock of the core (flock(2) / LockFileEx).
+ * holding `{pid, createdAt}`): the same exports, parameter names, defaults,
+ * option rules and observable behaviour, backed by the kernel lock of the core
+ * (flock(2) / LockFileEx).
  *
- * What the kernel lock makes unnecessary, and this module therefore does not
- * do: guess from a pid or an age that a lock is abandoned (`staleMs`), take a
- * lock away from a live holder (the old `maxHoldMs` watchdog), delete lock
- * files on release, or install exit and signal handlers.
+ * The one thing replaced is the guess: who holds a lock is the kernel's answer,
+ * never a pid and an age read from the lock file. Everything else the gateway
+ * sees stays: the in-process watchdog that lets go of this process's own hold
+ * once it outlives `maxHoldMs`, and the cleanup at exit and on termination
+ * signals (session-write-lock-holds.ts, session-write-lock-cleanup.ts).
  */
 import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
@@ -20,6 +22,8 @@ import { inspectMany } from '../file/inspect';
 import { writtenOnThisHost } from '../file/record';
 import { pidAlive } from '../core/process-alive';
 import type { SessionLock } from '../core/session-lock';
+import { CLEANUP_SIGNALS, type CleanupSignal, handleTerminationSignal, registerCleanupHandlers, unregisterCleanupHandlers } from './session-write-lock-cleanup';
+import { forgetAll, handleFor, noteTaken, releaseAllLocksSync, runLockWatchdogCheck, stopWatchdog } from './session-write-lock-holds';
 
 export { cleanStaleLockFiles, type SessionLockInspection } from './session-write-lock-sweep';
 
@@ -56,9 +60,11 @@ export interface SessionWriteLockParams {
    */
   staleMs?: number;
   /**
-   * After this long a hold is reported (diagnostics channel
-   * `session-flock:long-hold` and one process warning). Default 5 min; same
-   * option rule as `timeoutMs` but without `Infinity`. Never takes the lock away.
+   * A hold this module took that has lasted longer than this is let go by the
+   * in-process watchdog at its next check (once a minute), with a line on
+   * stderr; its handles go inert. Default 5 min; same option rule as
+   * `timeoutMs` but without `Infinity`. A joined (re-entrant) acquire keeps
+   * the limit of the hold it joined.
    */
   maxHoldMs?: number;
   /**
@@ -86,7 +92,7 @@ export interface SessionWriteLock {
   readonly sessionFile?: string;
   /** Absolute path of the lock file whose kernel lock is held: `${sessionFile}.lock`. */
   readonly lockPath?: string;
-  /** True until this handle is released (or a release-everything call ran). */
+  /** True until this handle is released, or its hold is let go (watchdog, exit or signal cleanup, a release-everything call). */
   readonly held?: boolean;
 }
 
@@ -139,23 +145,15 @@ export function isSessionWriteLockTimeoutError(err: unknown): err is SessionWrit
   return err instanceof Error && (err as { code?: unknown }).code === SESSION_WRITE_LOCK_TIMEOUT;
 }
 
-/**
- * This module's own state, on globalThis so that two copies of the package
- * in one process agree. `handles` are weak so that a dropped handle is still
- * collected and released by the core's leak finalizer (with its warning).
- */
+/** The pending acquires of this module, on globalThis so that two copies of the package agree. */
 interface AdapterState {
   /** Aborted (and replaced) by the test hooks: fails every acquire still pending. */
   generation: AbortController;
-  readonly handles: Set<WeakRef<SessionLock>>;
-  /** The `maxHoldMs` of each hold this module took (not joined), by the view that took it. */
-  readonly maxHold: WeakMap<SessionLock, number>;
-  pruneAt: number;
   pending: number;
   idle: (() => void)[];
 }
 
-const STATE_KEY = Symbol.for('session-flock.session-write-lock.v2');
+const STATE_KEY = Symbol.for('session-flock.session-write-lock.v3');
 
 function newGeneration(): AbortController {
   const controller = new AbortController();
@@ -166,51 +164,9 @@ function newGeneration(): AbortController {
 
 const state: AdapterState = ((globalThis as { [STATE_KEY]?: AdapterState })[STATE_KEY] ??= {
   generation: newGeneration(),
-  handles: new Set(),
-  maxHold: new WeakMap(),
-  pruneAt: 64,
   pending: 0,
   idle: [],
 });
-
-function track(view: SessionLock): WeakRef<SessionLock> {
-  if (state.handles.size >= state.pruneAt) {
-    for (const ref of state.handles) if (ref.deref()?.held !== true) state.handles.delete(ref);
-    state.pruneAt = Math.max(64, state.handles.size * 2);
-  }
-  const ref = new WeakRef(view);
-  state.handles.add(ref);
-  return ref;
-}
-
-function handleFor(view: SessionLock, sessionFile: string): SessionWriteLock {
-  const ref = track(view);
-  return {
-    sessionFile,
-    lockPath: view.lockPath,
-    get held() {
-      return view.held;
-    },
-    release: () => {
-      state.handles.delete(ref);
-      return view.release();
-    },
-  };
-}
-
-/** Releases every handle this module gave out (not the core's own locks). Returns how many were held. */
-function releaseHandles(): number {
-  let released = 0;
-  for (const ref of state.handles) {
-    const view = ref.deref();
-    if (view?.held) {
-      view.releaseSync();
-      released++;
-    }
-  }
-  state.handles.clear();
-  return released;
-}
 
 function resetError(): Error {
   const error = new Error('the session write lock state was reset (drainSessionWriteLockStateForTest / resetSessionWriteLockStateForTest)');
@@ -286,9 +242,12 @@ function abortedError(signal: AbortSignal): Error {
  * Guaranteed: while a handle's hold lasts, no other process holds the
  * session's lock and no acquire of this process gets it except by re-entry
  * (`allowReentrant`, default true, process-wide: see the README for why
- * `withLock` is the safer tool in new code). A lock file left by the old
- * design (`{pid, createdAt}`) is opened as is, never truncated or deleted,
- * and blocks nobody: only a kernel lock on it does.
+ * `withLock` is the safer tool in new code). While held, the lock file holds
+ * the holder record, whose `pid` and `createdAt` name this process as the old
+ * body did; the last release in this process removes the file while still
+ * holding the lock. A lock file nobody holds blocks nobody, whatever it holds
+ * (an old `{pid, createdAt}` body, which the record replaces, or anything
+ * else, which is never written over): only a kernel lock on it does.
  *
  * Not guaranteed: exclusion against processes still running the old O_EXCL
  * module (they never take a kernel lock), or against anything that does not
@@ -299,17 +258,22 @@ function abortedError(signal: AbortSignal): Error {
  * a TypeError for a bad `sessionFile`, `allowReentrant`, `signal` or `owner`.
  *
  * Released by: the handle's `release()` (the last one of a re-entered hold
- * lets the OS lock go), `releaseAllSessionWriteLocks()`, the test hooks,
- * garbage collection of a dropped handle (with a leak warning), and by the
- * kernel when the process exits or dies for any reason. Never by `maxHoldMs`.
+ * lets the OS lock go), the watchdog once the hold is older than its
+ * `maxHoldMs` (checked once a minute), the exit and termination-signal
+ * cleanup, `releaseAllSessionWriteLocks()`, the test hooks, garbage
+ * collection of a dropped handle (with a leak warning), and by the kernel
+ * when the process exits or dies for any reason. The first acquire installs
+ * the exit and signal listeners (SIGINT, SIGTERM, SIGQUIT, SIGABRT) and
+ * starts the watchdog, as the old module did.
  *
  * Platform-specific behavior: flock(2) on Linux and macOS, LockFileEx on one
  * byte range far past any data on Windows. On Linux the timeout error's pid
  * comes from the kernel's lock table (/proc/locks); elsewhere from the holder
- * record `${lockPath}.json`.
+ * record in the lock file.
  */
 export async function acquireSessionWriteLock(params: SessionWriteLockParams): Promise<SessionWriteLock> {
   if (typeof params !== 'object' || params === null) throw invalidArgType('params', 'of type object', params);
+  registerCleanupHandlers();
   const timeoutMs = resolvePositiveMs(params.timeoutMs, DEFAULT_TIMEOUT_MS, true);
   const maxHoldMs = resolvePositiveMs(params.maxHoldMs, DEFAULT_MAX_HOLD_MS, false);
   const allowReentrant = params.allowReentrant ?? true;
@@ -334,8 +298,10 @@ export async function acquireSessionWriteLock(params: SessionWriteLockParams): P
       view = await acquire(sessionFile, {
         lockPath,
         timeoutMs,
-        maxHoldMs,
+        // Not the core's long-hold warning ("never taken away"): the watchdog lets go.
         owner,
+        // No lock file is left once this process lets go, as with the old module.
+        removeLockFile: true,
         signal: link === null ? generation : link.signal,
         // Inside the core's withLock() of this session: re-entrant joins it;
         // non-re-entrant fails at once with LockDeadlockError instead of
@@ -355,7 +321,7 @@ export async function acquireSessionWriteLock(params: SessionWriteLockParams): P
       view.releaseSync();
       throw resetError();
     }
-    state.maxHold.set(view, maxHoldMs);
+    noteTaken(view, maxHoldMs);
     return handleFor(view, sessionFile);
   } finally {
     if (--state.pending === 0) for (const resolve of state.idle.splice(0)) resolve();
@@ -407,16 +373,18 @@ export function resolveSessionLockMaxHoldFromTimeout(params: { timeoutMs: number
  * the lock on every platform.
  */
 export function releaseAllSessionWriteLocks(): Promise<number> {
-  state.handles.clear();
-  return releaseAll();
+  const closed = releaseAll();
+  forgetAll();
+  return closed;
 }
 
 /**
  * Test hook: fails every acquire of this module still pending (AbortError),
- * releases every handle it gave out, and resolves once the pending ones have
- * settled, so nothing this module started can hold a lock afterwards. Locks
- * taken through the core's own API are left alone (a hold this module joined
- * stays held while the core's own view of it lives).
+ * releases every hold it took and every handle it gave out, stops the
+ * watchdog, removes the exit and signal listeners, and resolves once the
+ * pending ones have settled, so nothing this module started can hold a lock
+ * afterwards. Locks taken through the core's own API are left alone (a hold
+ * this module joined stays held while the core's own view of it lives).
  *
  * Platform-specific behavior: none.
  */
@@ -427,8 +395,10 @@ export async function drainSessionWriteLockStateForTest(): Promise<void> {
 
 /**
  * Test hook, synchronous: fails every acquire of this module still pending
- * (their promises reject soon after with an AbortError) and releases every
- * handle it gave out, at once. Locks taken through the core's API are left alone.
+ * (their promises reject soon after with an AbortError), releases every hold
+ * it took and every handle it gave out at once, stops the watchdog and
+ * removes the exit and signal listeners, so that none pile up across tests.
+ * Locks taken through the core's API are left alone.
  *
  * Platform-specific behavior: none.
  */
@@ -436,35 +406,25 @@ export function resetSessionWriteLockStateForTest(): void {
   const old = state.generation;
   state.generation = newGeneration();
   old.abort(resetError());
-  releaseHandles();
+  releaseAllLocksSync();
+  stopWatchdog();
+  unregisterCleanupHandlers();
 }
 
-type CleanupSignal = 'SIGINT' | 'SIGTERM' | 'SIGQUIT' | 'SIGABRT';
-
-/**
- * The old module's test seams, kept so that code written against them still
- * compiles. There are no signal or exit handlers any more (the kernel drops
- * the locks of a dying process), so `cleanupSignals` is empty, and the
- * watchdog check only counts long holds: it never takes a lock away.
- */
+/** The old module's test seams, with the old module's behaviour. */
 export const __testing = {
-  cleanupSignals: [] as CleanupSignal[],
-  /** Releases every handle this module gave out; re-raises nothing (no handler was installed). */
-  handleTerminationSignal(_signal: CleanupSignal): void {
-    releaseHandles();
-  },
-  /** Releases every handle this module gave out, synchronously. */
-  releaseAllLocksSync(): void {
-    releaseHandles();
-  },
-  /** How many holds this module took (not joined) are past their `maxHoldMs` at `nowMs`. Releases nothing. */
-  async runLockWatchdogCheck(nowMs: number = Date.now()): Promise<number> {
-    let over = 0;
-    for (const ref of state.handles) {
-      const view = ref.deref();
-      const maxHoldMs = view === undefined ? undefined : state.maxHold.get(view);
-      if (view?.held && maxHoldMs !== undefined && nowMs - view.acquiredAt > maxHoldMs) over++;
-    }
-    return over;
-  },
+  /** The signals the cleanup listens for: SIGINT, SIGTERM, SIGQUIT, SIGABRT. */
+  cleanupSignals: [...CLEANUP_SIGNALS] as CleanupSignal[],
+  /**
+   * What the listener of `signal` does: releases every hold this module took; then, if
+   * that listener is the only one for `signal`, removes it and raises `signal` again.
+   */
+  handleTerminationSignal,
+  /** What the exit listener does: releases every hold this module took and every handle it gave out. */
+  releaseAllLocksSync,
+  /**
+   * One pass of the watchdog as of `nowMs`: lets go of each hold this module took that is
+   * older than its `maxHoldMs`, with one stderr line each; resolves to how many.
+   */
+  runLockWatchdogCheck,
 };

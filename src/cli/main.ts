@@ -8,6 +8,7 @@ import { isLockPath, lockPathOf, targetOf } from '../file/lock-path';
 import { EXIT_USAGE, UsageError } from './args';
 import { parseRunArgs, RUN_HELP, runCommand } from './run';
 import { durationCell, formatColumns } from './table';
+import { say } from './say';
 import { POSTGRES_USAGE, statusPostgres } from './status-postgres';
 
 const USAGE = `Usage:
@@ -43,22 +44,8 @@ function packageVersion(): string {
 }
 
 function fail(message: string, code: number): never {
-  process.stderr.write(`session-flock: ${message}\n`);
+  say(message);
   process.exit(code);
-}
-
-export function formatDuration(ms: number | null): string {
-  if (ms === null) return '-';
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  let s = Math.floor(ms / 1000);
-  const d = Math.floor(s / 86400);
-  const h = Math.floor((s % 86400) / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  s %= 60;
-  if (d > 0) return `${d}d${String(h).padStart(2, '0')}h${String(m).padStart(2, '0')}m`;
-  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m${String(s).padStart(2, '0')}s`;
-  if (m > 0) return `${m}m${String(s).padStart(2, '0')}s`;
-  return `${s}s`;
 }
 
 function displayPath(file: string): string {
@@ -126,11 +113,11 @@ async function status(argv: string[]): Promise<number> {
       } else if (stat !== null || fs.existsSync(lockPathOf(absolute))) {
         results.push(...inspectMany([{ target: absolute }]));
       } else {
-        process.stderr.write(`session-flock: ${arg}: no such file or folder, and no ${arg}.lock\n`);
+        say(`${arg}: no such file or folder, and no ${arg}.lock`);
         failed = true;
       }
     } catch (error) {
-      process.stderr.write(`session-flock: ${arg}: ${(error as Error).message}\n`);
+      say(`${arg}: ${(error as Error).message}`);
       failed = true;
     }
   }

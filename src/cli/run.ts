@@ -7,6 +7,7 @@ import { isLockPath, targetOf } from '../file/lock-path';
 import { LockTimeoutError } from '../core/errors';
 import type { SessionLock } from '../core/session-lock';
 import { type OptionSpec, parseOptions, UsageError } from './args';
+import { say } from './say';
 
 // Exit statuses of util-linux flock(1) (sysexits.h), so that scripts can swap one for the other.
 /** The lock file cannot be opened or created. */
@@ -38,7 +39,8 @@ Options (they end at <target>; "--" also ends them, before or after <target>):
   -c, --command <string>        (after <target>) run the string with /bin/sh -c
                                 (cmd.exe /d /s /c on Windows)
       --owner <label>           owner label for the holder record
-      --verbose                 say how long the lock took and what runs
+      --verbose                 say how long getting the lock took and what
+                                runs; on a conflict, who holds the lock
   -h, --help                    this help
   -V, --version                 the version
 
@@ -48,7 +50,8 @@ lock lasts exactly as long as the command, even if session-flock is killed;
 SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are forwarded to the command.
 
 Exit status: the command's; 128+N when it is killed by signal N; the conflict
-code on -n or timeout; 64 usage error; 66 the lock file cannot be opened;
+code on -n or timeout (silently, as flock(1); --verbose says who holds the
+lock); 64 usage error; 66 the lock file cannot be opened;
 69 the command cannot be run; 71 the lock cannot be taken for another reason.
 `;
 
@@ -176,16 +179,24 @@ export function parseRunArgs(argv: readonly string[]): RunArgs {
   return { kind: 'run', ...lockOfArgument(argument), shared, timeoutMs: nonblock ? 0 : timeoutMs, conflictExitCode, close, owner, verbose, command };
 }
 
-function say(message: string): void {
-  process.stderr.write(`session-flock: ${message}\n`);
+/** Seconds since `started`, as flock(1)'s --verbose prints them. */
+function secondsSince(started: bigint): string {
+  return (Number(process.hrtime.bigint() - started) / 1e9).toFixed(6);
 }
 
-/** The exit status for a lock that could not be taken; says why on stderr. */
-function acquireFailure(error: unknown, request: RunRequest): number {
+/**
+ * The exit status for a lock that could not be taken. A conflict (-n, or a -w timeout) is
+ * silent, as in flock(1), since cron jobs and scripts expect it; --verbose says who holds
+ * the lock and how long the wait took. Every other failure says why on stderr.
+ */
+function acquireFailure(error: unknown, request: RunRequest, started: bigint): number {
   if (error instanceof LockTimeoutError) {
-    // The holder part of the message keeps what the error knew (e.g. why the holder is unknown).
-    const who = error.message.slice(`timed out after ${error.timeoutMs}ms waiting for ${error.lockPath} — `.length);
-    say(request.timeoutMs === 0 ? `${error.lockPath} is locked — ${who}` : error.message);
+    if (request.verbose) {
+      // The holder part of the message keeps what the error knew (e.g. why the holder is unknown).
+      const who = error.message.slice(`timed out after ${error.timeoutMs}ms waiting for ${error.lockPath} — `.length);
+      const what = request.timeoutMs === 0 ? 'failed to get lock' : 'timeout while waiting to get lock';
+      say(`${what} ${error.lockPath} (waited ${secondsSince(started)} seconds) — ${who}`);
+    }
     return request.conflictExitCode;
   }
   const failure = error as NodeJS.ErrnoException;
@@ -234,9 +245,9 @@ export async function runCommand(request: RunRequest): Promise<number> {
     const owner = request.owner ?? `session-flock run ${request.command.shell ? '-c' : path.basename(request.command.file)}`;
     lock = await acquire(request.target, { shared: request.shared, timeoutMs: request.timeoutMs, owner, lockPath: request.lockPath });
   } catch (error) {
-    return acquireFailure(error, request);
+    return acquireFailure(error, request, started);
   }
-  if (request.verbose) say(`getting lock took ${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(6)} seconds`);
+  if (request.verbose) say(`getting lock took ${secondsSince(started)} seconds`);
 
   // The one deliberate inheritance of a lock descriptor: the command gets the
   // lock's open file description as fd 3 (the kernel lock belongs to that

@@ -107,12 +107,12 @@ export class Hold<H = unknown> implements GrantedLock<H, ResolvedLockOptions> {
   private announce(): void {
     if (this.announced) return;
     this.announced = true;
-    const { entry, options } = this;
+    const { options } = this;
     if (!this.released && options.maxHoldMs !== Infinity) this.watchLongHold(options.maxHoldMs);
     if (channels.acquire.hasSubscribers) {
-      channels.acquire.publish({ target: entry.target, lockPath: entry.name, mode: this.mode, owner: options.owner, waitedMs: this.waitedMs });
+      channels.acquire.publish({ target: options.target, lockPath: options.name, mode: this.mode, owner: options.owner, waitedMs: this.waitedMs });
     }
-    if (debug.enabled) debug('acquired %s (%s) after %dms', entry.name, this.mode, this.waitedMs);
+    if (debug.enabled) debug('acquired %s (%s) after %dms', options.name, this.mode, this.waitedMs);
   }
 
   get shared(): boolean {
@@ -172,9 +172,9 @@ export class Hold<H = unknown> implements GrantedLock<H, ResolvedLockOptions> {
     if (pending !== undefined) this.releasing = pending;
     entry.holds.delete(this);
     if (channels.release.hasSubscribers) {
-      channels.release.publish({ target: entry.target, lockPath: entry.name, mode: this.mode, owner: this.options.owner, heldMs: this.heldForMs });
+      channels.release.publish({ target: this.options.target, lockPath: this.options.name, mode: this.mode, owner: this.options.owner, heldMs: this.heldForMs });
     }
-    if (debug.enabled) debug('released %s after %dms', entry.name, this.heldForMs);
+    if (debug.enabled) debug('released %s after %dms', this.options.name, this.heldForMs);
     entry.pump();
     return true;
   }
@@ -186,7 +186,7 @@ export class Hold<H = unknown> implements GrantedLock<H, ResolvedLockOptions> {
   lose(error: Error): void {
     if (this.released) return;
     this.lost = error;
-    debug('lost %s: %s', this.entry.name, error.message);
+    debug('lost %s: %s', this.options.name, error.message);
     this.release();
     this.controller?.abort(error);
   }
@@ -206,8 +206,8 @@ export class Hold<H = unknown> implements GrantedLock<H, ResolvedLockOptions> {
       return;
     }
     const report = {
-      target: this.entry.target,
-      lockPath: this.entry.name,
+      target: this.options.target,
+      lockPath: this.options.name,
       mode: this.mode,
       owner: this.options.owner,
       heldForMs,
@@ -216,7 +216,7 @@ export class Hold<H = unknown> implements GrantedLock<H, ResolvedLockOptions> {
     };
     channels.longHold.publish(report);
     process.emitWarning(
-      `session-flock: ${this.entry.name} has been held for ${report.heldForMs}ms, over maxHoldMs ${report.maxHoldMs}; ` +
+      `session-flock: ${this.options.name} has been held for ${report.heldForMs}ms, over maxHoldMs ${report.maxHoldMs}; ` +
         `it is not taken away. Acquired at:\n${report.acquiredAt}`,
       { type: 'SessionFlockLongHoldWarning', code: 'SESSION_FLOCK_LONG_HOLD' },
     );

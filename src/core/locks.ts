@@ -104,10 +104,10 @@ function timedOutNow<H>(entry: LockEntry<H>, options: ResolvedLockOptions): Prom
   const holder = entry.holder(options);
   return holder instanceof Promise
     ? holder.then(
-        (known) => Promise.reject(new LockTimeoutError(entry.name, entry.target, options.timeoutMs, known)),
-        () => Promise.reject(new LockTimeoutError(entry.name, entry.target, options.timeoutMs, null)),
+        (known) => Promise.reject(new LockTimeoutError(options.name, options.target, options.timeoutMs, known)),
+        () => Promise.reject(new LockTimeoutError(options.name, options.target, options.timeoutMs, null)),
       )
-    : Promise.reject(new LockTimeoutError(entry.name, entry.target, options.timeoutMs, holder));
+    : Promise.reject(new LockTimeoutError(options.name, options.target, options.timeoutMs, holder));
 }
 
 function waitForLock<H>(family: LockFamily<H>, key: string, options: ResolvedLockOptions, site: CallSite, tryOnly: boolean, opened: H | null): Promise<SessionLock | null> {
@@ -245,8 +245,8 @@ export function heldLocksOf(family: LockFamily): HeldLockInfo[] {
 
 function heldLockInfo(entry: LockEntry, hold: Hold): HeldLockInfo {
   return {
-    target: entry.target,
-    lockPath: entry.name,
+    target: hold.options.target,
+    lockPath: hold.options.name,
     mode: hold.mode,
     owner: hold.options.owner,
     acquiredAt: hold.acquiredAt,

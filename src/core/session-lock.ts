@@ -14,11 +14,11 @@ function onLeak(ticket: Ticket): void {
   if (ticket.released || hold.released) return;
   const acquiredAt = formatCallSite(hold.site);
   if (channels.leak.hasSubscribers) {
-    channels.leak.publish({ target: hold.entry.target, lockPath: hold.entry.name, mode: hold.mode, owner: hold.options.owner, heldForMs: hold.heldForMs, acquiredAt });
+    channels.leak.publish({ target: hold.options.target, lockPath: hold.options.name, mode: hold.mode, owner: hold.options.owner, heldForMs: hold.heldForMs, acquiredAt });
   }
   hold.unref();
   process.emitWarning(
-    `session-flock: a SessionLock for ${hold.entry.name} was garbage-collected while held, so it was released. ` +
+    `session-flock: a SessionLock for ${hold.options.name} was garbage-collected while held, so it was released. ` +
       `Call release() (or use withLock / await using). Acquired at:\n${acquiredAt}`,
     { type: 'SessionFlockLeakWarning', code: 'SESSION_FLOCK_LEAK' },
   );
@@ -95,8 +95,10 @@ export class SessionLock {
    */
   constructor(hold: Hold, watch = true) {
     this.#ticket = { hold, released: false, watched: false };
-    this.target = hold.entry.target;
-    this.lockPath = hold.entry.name;
+    // The request's own paths: another path to the same file (a hard link, a symlinked
+    // folder) shares the entry, and so may a new file that reuses a removed one's inode.
+    this.target = hold.options.target;
+    this.lockPath = hold.options.name;
     this.shared = hold.shared;
     this.acquiredAt = hold.acquiredAt;
     if (watch) watchSoon(this);

@@ -32,16 +32,13 @@ function trySync(attempt: FileRequest): boolean {
       if (!isHandle(opened)) throw lockFailure(opened, 'open', lockPath);
       attempt.handle = opened;
     }
-    const serial = fields === null ? 0 : nextSerial();
-    const result = binding.tryLock(attempt.handle, options.shared, lockPath, fields, serial);
-    if (result >= 0) {
-      attempt.grantedAt = result;
-      attempt.grantData = fields === null ? undefined : RECORD_WRITTEN;
-      return true;
-    }
-    if (result === binding.NOT_EMPTY) {
-      attempt.grantedAt = Date.now();
-      attempt.grantData = recordOverContent(attempt.handle, options, attempt.grantedAt);
+    // The grant's time on the application's clock (Date.now(), which tests may fake), so
+    // that the record and the lock's acquiredAt say the same.
+    const now = Date.now();
+    const result = binding.tryLock(attempt.handle, options.shared, lockPath, fields, fields === null ? 0 : nextSerial(), now);
+    if (result === 0 || result === binding.NOT_EMPTY) {
+      attempt.grantedAt = now;
+      attempt.grantData = result === binding.NOT_EMPTY ? recordOverContent(attempt.handle, options, now) : fields === null ? undefined : RECORD_WRITTEN;
       return true;
     }
     if (result === binding.WOULD_BLOCK) return false;

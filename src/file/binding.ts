@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { INTERFACE_VERSION } from './interface-version';
+import { uvErrno } from './system-error';
 
 /**
  * An open lock-file descriptor of the addon, named by a number (≥ 1) that no later
@@ -24,13 +25,13 @@ export type WaitDone<C> = (this: C, handle: NativeHandle, code: number, grantedA
 export interface RawBinding {
   open(path: string, mode: number, create: boolean): number;
   /**
-   * One attempt. The epoch ms of the grant (as Date.now() counts) when `handle` now holds
-   * the lock and `path` still names its file, with the record written if `recordFields`
-   * (see record.ts) is given; NOT_EMPTY when it holds it but the file holds data, so no
-   * record was written; REPLACED when the lock was taken on a file the path no longer
-   * names (close and reopen); WOULD_BLOCK; or a negative code.
+   * One attempt. 0 when `handle` now holds the lock and `path` still names its file, with
+   * the record of a grant at `now` (epoch ms) written if `recordFields` (see record.ts) is
+   * given; NOT_EMPTY when it holds it but the file holds data, so no record was written;
+   * REPLACED when the lock was taken on a file the path no longer names (close and
+   * reopen); WOULD_BLOCK; or a negative code.
    */
-  tryLock(handle: NativeHandle, shared: boolean, path: string, recordFields: Buffer | null, serial: number): number;
+  tryLock(handle: NativeHandle, shared: boolean, path: string, recordFields: Buffer | null, serial: number, now: number): number;
   /**
    * Starts a blocking wait on an addon thread, which ends with
    * `done.call(context, handle, code, grantedAt, path)` (one function may serve every
@@ -152,12 +153,12 @@ export function loadBinding(): RawBinding {
     if (exhausted !== null) throw exhausted;
     const lines = candidatePaths().map((p) => `  - ${p}`);
     const error = new Error(
-      `session-flock: could not load the native addon for platform=${process.platform} arch=${process.arch} ` +
+      `could not load the session-flock native addon for platform=${process.platform} arch=${process.arch} ` +
         `libc=${libc()} node=${process.versions.node} napi=${process.versions.napi}.\n` +
         `Paths tried:\n${lines.join('\n')}\n` +
         `Cause: ${String((cause as Error)?.message ?? cause).split('\n')[0]}\n` +
         `Reinstall with a prebuild for this platform, or build from source with ` +
-        `\`npm rebuild session-flock --build-from-source\` (needs Python 3, make and a C compiler).`,
+        `\`npm explore session-flock -- npm run build:native\` (needs Python 3, make and a C compiler).`,
       { cause },
     );
     (error as NodeJS.ErrnoException).code = 'ERR_SESSION_FLOCK_NO_BINDING';
@@ -173,6 +174,7 @@ function descriptorExhaustion(cause: unknown): NodeJS.ErrnoException | null {
   const errorCode = match[1] ? 'ENFILE' : 'EMFILE';
   const error: NodeJS.ErrnoException = new Error(`${errorCode}: too many open files, while loading the session-flock addon`, { cause });
   error.code = errorCode;
+  error.errno = uvErrno(errorCode);
   error.syscall = 'dlopen';
   return error;
 }

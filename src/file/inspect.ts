@@ -130,11 +130,11 @@ function probe(lockPath: string): { state: 'free' | 'held' | 'unknown'; mode: Lo
     return { state: 'unknown', mode: null, note: `could not open the lock file to probe it (${name})` };
   }
   try {
-    const shared = binding.tryLock(handle, true, lockPath, null, 0);
+    const shared = binding.tryLock(handle, true, lockPath, null, 0, 0);
     if (shared === binding.WOULD_BLOCK) return { state: 'held', mode: 'exclusive' };
     if (shared < 0) return { state: 'unknown', mode: null, note: probeFailure(shared) };
     binding.unlock(handle);
-    const exclusive = binding.tryLock(handle, false, lockPath, null, 0);
+    const exclusive = binding.tryLock(handle, false, lockPath, null, 0, 0);
     if (exclusive === binding.WOULD_BLOCK) return { state: 'held', mode: 'shared' };
     if (exclusive < 0) return { state: 'unknown', mode: null, note: probeFailure(exclusive) };
     return { state: 'free', mode: null };

@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Client, QueryResult } from 'pg';
 import type { Pg } from './load-pg';
+import { serverError, silentServer } from './server-error';
 import type { PostgresSettings } from './settings';
 import type { Statements } from './sql';
 
@@ -12,151 +13,263 @@ function socketOf(client: Client): net.Socket | undefined {
   return (client as unknown as { connection?: { stream?: net.Socket } }).connection?.stream;
 }
 
-/** A failed connection attempt, naming the server and the cause. */
-function connectError(client: Client, error: NodeJS.ErrnoException): Error {
+function where(client: Client): string {
   const { host, port } = client as unknown as { host: string; port: number };
-  const where = typeof host === 'string' && host.startsWith('/') ? `${host}/.s.PGSQL.${port}` : `${host}:${port}`;
-  // A refused connection to localhost is an AggregateError (IPv6 and IPv4) with an empty message.
-  const why = error.message || (error as { errors?: Error[] }).errors?.map((e) => e.message).join('; ') || String(error.code);
-  const wrapped = new Error(`cannot connect to PostgreSQL at ${where}: ${why}${error.code && !why.includes(error.code) ? ` (${error.code})` : ''}`, {
-    cause: error,
-  }) as NodeJS.ErrnoException;
-  wrapped.code = error.code ?? 'ECONNECT';
-  return wrapped;
+  return typeof host === 'string' && host.startsWith('/') ? `${host}/.s.PGSQL.${port}` : `${host}:${port}`;
 }
 
 /**
- * One PostgreSQL session dedicated to one hold or one wait at a time. Tracks
- * whether it can still be trusted (`broken`), tells the hold when it breaks,
- * and heartbeats while watched, because a held connection is otherwise silent
- * and a cut network would go unnoticed.
+ * One PostgreSQL session of a lock set, shared by any number of holds (advisory locks of
+ * different keys stack on one session), or given to one blocking wait at a time, never
+ * both. Tracks whether it can still be trusted (`broken`), and when the server last
+ * proved it alive: `answeredSentAt`, the send time of the latest statement it answered.
+ * The holds on it are a lease from that time (settings.leaseMs).
  */
 export class LockConnection {
   /** Why this session can no longer be trusted; null while healthy. */
   broken: Error | null = null;
   /** A cancel request was sent: it may still hit a later statement, so never reuse. */
   cancelled = false;
-  private onLost: ((error: Error) => void) | null = null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  private heartbeatDeadline: NodeJS.Timeout | null = null;
+  /** Running a blocking pg_advisory_lock: nothing else may be queued behind it. */
+  waiting = false;
+  /** LISTENs for the releasers' wake-ups. */
+  listening = false;
+  /** Statements sent and not yet answered. */
+  inFlight = 0;
+  /** Epoch ms: the send time of the latest statement the server answered. */
+  answeredSentAt: number;
+  /** Epoch ms since the connection has had no holds (for closing spare ones). */
+  freeSince = Date.now();
+  /** The holds on this session: each is told once if the session breaks. */
+  readonly holds = new Map<object, (error: Error) => void>();
+  private onBroken: ((connection: LockConnection) => void) | null = null;
+  private onNotification: ((payload: string) => void) | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private nextBeatAt = 0;
+  private beating = false;
+  /** Settles when the last statement queued so far has been answered. */
+  private tail: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly client: Client,
     readonly backendPid: number,
     readonly serverVersion: number,
     private readonly settings: PostgresSettings,
+    connectedSentAt: number,
   ) {
-    client.on('error', (error) => this.fail(error));
-    client.on('end', () => this.fail(new Error('the connection to the PostgreSQL server was closed')));
-  }
-
-  /** Connects and sets the session's loss-detection settings; bounded by connectionTimeoutMillis. */
-  static async open(pg: Pg, settings: PostgresSettings, sql: Statements): Promise<LockConnection> {
-    const client = new pg.Client(settings.client);
-    // An 'error' before the handlers below are attached must not crash the process.
-    const early = (): void => undefined;
-    client.on('error', early);
-    try {
-      await client.connect().catch((error: unknown) => {
-        throw connectError(client, error as NodeJS.ErrnoException);
-      });
-      const seconds = String(Math.max(1, Math.floor(settings.connectionLossMs / 4000)));
-      const result = await client.query(sql.session, [seconds, String(settings.connectionLossMs), String(settings.heartbeatMs)]);
-      const row = result.rows[0] as { backend_pid: number; version: number };
-      client.removeListener('error', early);
-      return new LockConnection(client, row.backend_pid, row.version, settings);
-    } catch (error) {
-      client.removeListener('error', early);
-      client.on('error', early);
-      void client.end().catch(() => undefined);
-      throw error;
-    }
-  }
-
-  query(text: string, values: unknown[]): Promise<QueryResult> {
-    return this.client.query({ text, values });
-  }
-
-  /** While held: heartbeats, and `onLost` runs once if the session breaks. */
-  watch(onLost: (error: Error) => void): void {
-    this.onLost = onLost;
-    if (this.broken !== null) {
-      this.reportLost();
-      return;
-    }
-    this.scheduleHeartbeat();
-  }
-
-  unwatch(): void {
-    this.onLost = null;
-    if (this.heartbeatTimer !== null) clearTimeout(this.heartbeatTimer);
-    if (this.heartbeatDeadline !== null) clearTimeout(this.heartbeatDeadline);
-    this.heartbeatTimer = this.heartbeatDeadline = null;
-  }
-
-  private scheduleHeartbeat(): void {
-    this.heartbeatTimer = setTimeout(() => this.beat(), this.settings.heartbeatMs);
-    this.heartbeatTimer.unref();
-  }
-
-  private beat(): void {
-    this.heartbeatTimer = null;
-    if (this.onLost === null || this.broken !== null) return;
-    // Our own deadline, never pg's query_timeout: a heartbeat that gets no
-    // answer in time means the server may have given the lock away already.
-    this.heartbeatDeadline = setTimeout(() => {
-      this.fail(new Error(`heartbeat got no answer from the PostgreSQL server within ${this.settings.heartbeatDeadlineMs}ms`));
-      this.destroy();
-    }, this.settings.heartbeatDeadlineMs);
-    this.heartbeatDeadline.unref();
-    this.client.query('SELECT 1').then(
-      () => {
-        if (this.heartbeatDeadline !== null) clearTimeout(this.heartbeatDeadline);
-        this.heartbeatDeadline = null;
-        if (this.onLost !== null && this.broken === null) this.scheduleHeartbeat();
-      },
-      (error: Error) => this.fail(error),
-    );
-  }
-
-  private fail(error: Error): void {
-    if (this.broken !== null) return;
-    this.broken = error;
-    this.reportLost();
-  }
-
-  private reportLost(): void {
-    const onLost = this.onLost;
-    if (onLost === null) return;
-    this.unwatch();
-    onLost(this.broken!);
+    this.answeredSentAt = connectedSentAt;
+    client.on('error', (error) => this.fail(serverError(error, `the connection to PostgreSQL at ${where(client)} failed`, settings.maxConnections)));
+    client.on('end', () => this.fail(serverError(new Error('the server closed the connection'), `PostgreSQL at ${where(client)}`, settings.maxConnections)));
+    client.on('notification', (message: { payload?: string }) => this.onNotification?.(message.payload ?? ''));
   }
 
   /**
-   * Asks the server to cancel this session's running statement, on a
-   * separate connection as the protocol requires. Best effort: resolves when
-   * the request was sent or could not be; the caller still waits for the
-   * statement to settle.
+   * Connects and sets the session's loss-detection settings, within `boundMs` (whatever
+   * the server does: a listener that accepts and never answers is closed at the bound).
    */
-  sendCancel(): Promise<void> {
+  static async open(pg: Pg, settings: PostgresSettings, sql: Statements, boundMs: number): Promise<LockConnection> {
+    const client = new pg.Client({ ...settings.client, connectionTimeoutMillis: Math.max(1, Math.ceil(boundMs)) });
+    // An 'error' after a failed or abandoned attempt must not crash the process.
+    const ignore = (): void => undefined;
+    client.on('error', ignore);
+    const startedAt = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        socketOf(client)?.destroy();
+        reject(silentServer(`connecting to PostgreSQL at ${where(client)}`, Math.round(boundMs), settings.maxConnections));
+      }, Math.max(1, boundMs));
+    });
+    try {
+      const setup = (async () => {
+        await client.connect();
+        return client.query(sql.session, [String(settings.keepaliveSeconds), String(settings.connectionLossMs), String(settings.heartbeatMs)]);
+      })();
+      setup.catch(ignore);
+      const result = await Promise.race([setup, bound]);
+      const row = result.rows[0] as { backend_pid: number; version: number };
+      return new LockConnection(client, row.backend_pid, row.version, settings, startedAt);
+    } catch (error) {
+      socketOf(client)?.destroy();
+      void client.end().catch(ignore);
+      throw serverError(error, `cannot connect to PostgreSQL at ${where(client)}`, settings.maxConnections);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** host:port (or the socket path) of the server. */
+  get address(): string {
+    return where(this.client);
+  }
+
+  /** The pool's hooks: told once when the session breaks; wake-ups received while listening. */
+  attach(onBroken: (connection: LockConnection) => void, onNotification: (payload: string) => void): void {
+    this.onBroken = onBroken;
+    this.onNotification = onNotification;
+    this.schedule();
+  }
+
+  /**
+   * Sends a statement. Unless `boundMs` is Infinity, a statement the server does not answer
+   * within it breaks the session and is closed (what it left on the server goes with it).
+   */
+  query(text: string, values: unknown[], boundMs: number, doing: string): Promise<QueryResult> {
+    if (this.broken !== null) return Promise.reject(this.broken);
+    // A statement awaited by a caller keeps the process alive until it is answered or bounded.
+    if (this.inFlight++ === 0) socketOf(this.client)?.ref();
+    let timer: NodeJS.Timeout | undefined;
+    if (boundMs !== Infinity) {
+      timer = setTimeout(() => {
+        this.fail(silentServer(doing, Math.round(boundMs), this.settings.maxConnections));
+        this.destroy();
+      }, Math.max(1, boundMs));
+      timer.unref();
+    }
+    // One statement at a time, in order (pg queues too, but warns about it): the send time
+    // is then the time it really went out, which the lease counts from.
+    let sentAt = 0;
+    const previous = this.tail;
+    let done!: () => void;
+    this.tail = new Promise<void>((resolve) => (done = resolve));
+    const settled = (): void => {
+      clearTimeout(timer);
+      if (--this.inFlight === 0) socketOf(this.client)?.unref();
+      done();
+    };
+    return previous
+      .then(() => {
+        if (this.broken !== null) throw this.broken;
+        sentAt = Date.now();
+        return this.client.query({ text, values });
+      })
+      .then(
+        (result) => {
+          settled();
+          if (sentAt > this.answeredSentAt) this.answeredSentAt = sentAt;
+          return result;
+        },
+        (error: unknown) => {
+          settled();
+          // A statement the server rejected still proves the session alive; a broken one does not.
+          const code = (error as { code?: unknown }).code;
+          if (this.broken === null && sentAt > 0 && typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && sentAt > this.answeredSentAt) {
+            this.answeredSentAt = sentAt;
+          }
+          throw this.broken ?? serverError(error, doing, this.settings.maxConnections);
+        },
+      );
+  }
+
+  /** True once more time than the lease has passed since the last answered statement was sent. */
+  leaseExpired(now = Date.now()): boolean {
+    return now - this.answeredSentAt > this.settings.leaseMs;
+  }
+
+  /** Breaks the session if its lease has run out; returns whether it is broken. Synchronous. */
+  checkLease(now = Date.now()): boolean {
+    if (this.broken === null && this.leaseExpired(now)) {
+      this.fail(
+        silentServer(
+          `the lease of ${this.settings.leaseMs}ms ran out (no answered heartbeat sent within it) on PostgreSQL backend ${this.backendPid}`,
+          now - this.answeredSentAt,
+          this.settings.maxConnections,
+        ),
+      );
+      this.destroy();
+    }
+    return this.broken !== null;
+  }
+
+  /**
+   * Heartbeats on absolute time (every heartbeatMs from the last beat's due time, at once
+   * after a stalled event loop), one at a time, on every session not in a blocking wait;
+   * and the lease, checked at each tick, breaks a session whose server went silent.
+   */
+  private schedule(): void {
+    if (this.broken !== null || this.onBroken === null) return;
+    const now = Date.now();
+    if (this.nextBeatAt === 0) this.nextBeatAt = now + this.settings.heartbeatMs;
+    const leaseEnd = this.answeredSentAt + this.settings.leaseMs + 1;
+    const at = this.holds.size > 0 ? Math.min(this.nextBeatAt, leaseEnd) : this.nextBeatAt;
+    if (this.tickTimer !== null) clearTimeout(this.tickTimer);
+    this.tickTimer = setTimeout(() => this.tick(), Math.max(0, at - now));
+    this.tickTimer.unref();
+  }
+
+  private tick(): void {
+    this.tickTimer = null;
+    if (this.broken !== null) return;
+    const now = Date.now();
+    if (this.holds.size > 0 && this.checkLease(now)) return;
+    if (now >= this.nextBeatAt) {
+      // Due times stay on the grid; a loop that stalled past several beats sends one now.
+      while (this.nextBeatAt <= now) this.nextBeatAt += this.settings.heartbeatMs;
+      if (!this.waiting && !this.beating) {
+        this.beating = true;
+        // Bounded by the lease: no answer by then breaks the session (checkLease would anyway).
+        this.query('SELECT 1', [], this.settings.leaseMs, 'heartbeat').then(
+          () => {
+            this.beating = false;
+            if (this.holds.size > 0) this.checkLease();
+          },
+          () => {
+            this.beating = false;
+          },
+        );
+      }
+    }
+    this.schedule();
+  }
+
+  fail(error: Error): void {
+    if (this.broken !== null) return;
+    this.broken = error;
+    if (this.tickTimer !== null) clearTimeout(this.tickTimer);
+    this.tickTimer = null;
+    const holds = [...this.holds.values()];
+    this.holds.clear();
+    this.onBroken?.(this);
+    for (const lose of holds) lose(error);
+  }
+
+  /** Adds a hold (told through `lose` if the session breaks); false if already broken. */
+  addHold(hold: object, lose: (error: Error) => void): boolean {
+    if (this.broken !== null) return false;
+    this.holds.set(hold, lose);
+    // The lease now matters: the next tick checks it.
+    if (this.holds.size === 1) this.schedule();
+    return true;
+  }
+
+  removeHold(hold: object): void {
+    if (this.holds.delete(hold) && this.holds.size === 0) this.freeSince = Date.now();
+  }
+
+  /**
+   * Asks the server to cancel this session's running statement, on a separate connection
+   * as the protocol requires, within `boundMs`. Best effort: resolves when the request was
+   * sent or could not be; the caller still waits for the statement to settle.
+   */
+  sendCancel(boundMs: number): Promise<void> {
     this.cancelled = true;
     const { host, port, processID, secretKey } = this.client as unknown as { host: string; port: number; processID: number; secretKey: number };
     return new Promise((resolve) => {
-      const socket =
-        typeof host === 'string' && host.startsWith('/') ? net.connect(path.join(host, `.s.PGSQL.${port}`)) : net.connect(port, host);
+      const socket = typeof host === 'string' && host.startsWith('/') ? net.connect(path.join(host, `.s.PGSQL.${port}`)) : net.connect(port, host);
       const packet = Buffer.alloc(16);
       packet.writeInt32BE(16, 0);
       packet.writeInt32BE(CANCEL_REQUEST_CODE, 4);
       packet.writeInt32BE(processID, 8);
       packet.writeInt32BE(secretKey, 12);
-      socket.setTimeout(this.settings.connectionLossMs, () => socket.destroy());
+      socket.setTimeout(boundMs, () => socket.destroy());
+      socket.unref();
       socket.once('connect', () => socket.end(packet));
       socket.once('error', () => undefined);
       socket.once('close', () => resolve());
     });
   }
 
-  /** A held or idle connection does not keep the process alive; a wait does (through the core's timer). */
+  /** A connection with holds, or at rest, does not keep the process alive; a statement awaited by a caller does. */
   setKeepsProcessAlive(alive: boolean): void {
     const socket = socketOf(this.client);
     if (alive) socket?.ref();
@@ -165,16 +278,29 @@ export class LockConnection {
 
   /** Closes the socket now: the server ends the session, and its locks, when it sees the close. */
   destroy(): void {
-    this.unwatch();
-    if (this.broken === null) this.broken = new Error('the connection was closed by session-flock');
+    this.fail(new Error('the connection was closed by session-flock'));
     socketOf(this.client)?.destroy();
   }
 
-  /** Closes politely (Terminate message); never rejects. Keeps the process alive until closed. */
-  end(): Promise<void> {
-    this.unwatch();
+  /** Closes politely (Terminate message) within `boundMs`, else destroys; never rejects. */
+  end(boundMs: number): Promise<void> {
+    this.fail(new Error('the connection was closed by session-flock'));
     this.setKeepsProcessAlive(true);
-    if (this.broken === null) this.broken = new Error('the connection was closed by session-flock');
-    return this.client.end().catch(() => undefined);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        socketOf(this.client)?.destroy();
+        resolve();
+      }, boundMs);
+      this.client.end().then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      );
+    });
   }
 }

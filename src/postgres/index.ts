@@ -8,3 +8,4 @@ export type { HeldLockInfo } from '../core/locks';
 export { SessionLock } from '../core/session-lock';
 export { LockTimeoutError, LockAbortedError, LockDeadlockError, LockLostError } from '../core/errors';
 export type { HolderInfo } from '../core/errors';
+export { LockServerError } from './server-error';

@@ -1,6 +1,11 @@
 import type { HolderInfo } from '../core/errors';
 import type { LockConnection } from './connection';
+import type { Statements } from './sql';
 import type { PostgresLockSession, PostgresLockStatus } from './status';
+
+/** The note of every status read without the diagnostics schema. */
+export const NO_SCHEMA_NOTE =
+  'no session-flock schema on this database (no CREATE): holders and waiters are listed from pg_locks alone, without key names, owners or client pids, and waits woken by notification are not shown';
 
 interface LockRow {
   lock_key: string;
@@ -53,12 +58,13 @@ function emptyStatus(lockKey: string, key: string | null, namespace: string | nu
 /** Holders and waiters from pg_locks + pg_stat_activity (+ diagnostics rows), one status per key. */
 export async function queryLocks(
   connection: LockConnection,
-  sql: string,
+  sql: Statements,
   lockKey: bigint | null,
   namespace: string | null,
   hostname: string,
+  boundMs: number,
 ): Promise<PostgresLockStatus[]> {
-  const { rows } = await connection.query(sql, [lockKey === null ? null : lockKey.toString(), namespace]);
+  const { rows } = await connection.query(sql.locks, [lockKey === null ? null : lockKey.toString(), namespace], boundMs, 'listing advisory locks');
   const byKey = new Map<string, PostgresLockStatus>();
   for (const row of rows as LockRow[]) {
     let status = byKey.get(row.lock_key);
@@ -71,7 +77,9 @@ export async function queryLocks(
       status.namespace = row.namespace;
     }
     const s = session(row, hostname);
-    if (row.key === null) {
+    if (!sql.withSchema) {
+      if (status.notes.length === 0) status.notes.push(NO_SCHEMA_NOTE);
+    } else if (row.key === null) {
       status.notes.push(`backend ${row.backend_pid} ${row.granted ? 'holds' : 'awaits'} it without a session-flock diagnostics row (another client, or a row not written yet)`);
     }
     if (row.granted) {

@@ -111,16 +111,12 @@ class PostgresLockSet implements PostgresLocks {
     return this.query(null, this.namespace);
   }
 
+  /** Within the lease: connecting, then one round trip (a silent server gets its session closed). */
   private async query(lockKey: bigint | null, namespace: string | null): Promise<PostgresLockStatus[]> {
-    const connection = await this.pool.take();
-    try {
-      const statuses = await queryLocks(connection, this.pool.sql.locks, lockKey, namespace, this.pool.settings.hostname);
-      this.pool.give(connection);
-      return statuses;
-    } catch (error) {
-      this.pool.discard(connection);
-      throw error;
-    }
+    if (this.closed) throw new Error(`this PostgreSQL lock set (namespace ${this.namespace}) was closed`);
+    const { settings } = this.pool;
+    const connection = await this.pool.forStatement(settings.leaseMs);
+    return queryLocks(connection, this.pool.sql, lockKey, namespace, settings.hostname, settings.leaseMs);
   }
 
   heldLocks(): HeldLockInfo[] {
@@ -139,34 +135,38 @@ class PostgresLockSet implements PostgresLocks {
 }
 
 /**
- * A set of PostgreSQL advisory locks: one namespace on one database, with
- * its own small pool of connections (never a shared pg.Pool, never a
- * transaction-mode pooler: advisory locks belong to a session).
+ * A set of PostgreSQL advisory locks: one namespace on one database, on at most
+ * `maxConnections` sessions of its own (default 10) shared by all its holds (never a shared
+ * pg.Pool, never a transaction-mode pooler, which it refuses with LockServerError 0A000:
+ * advisory locks belong to a session).
  *
- * Guaranteed: while a PostgresLock is held and its `signal` has not aborted,
- * no other session of that database holds the key in a conflicting mode
- * (advisory locks; clients that lock the same bigint keys outside this
- * library are not distinguished). Waits block on the server (no polling),
- * FIFO within this process. `lock.token` strictly increases per key.
+ * Guaranteed: while a PostgresLock reads `held` true (and its `signal` has not aborted), no
+ * other session of that database holds the key in a conflicting mode (advisory locks;
+ * clients that lock the same bigint keys outside this library are not distinguished),
+ * except in the one window no client can close: a backend the server terminates has its
+ * locks freed before its client can know. Waits block on the server (no polling) while the
+ * cap leaves them a session, and are otherwise woken by the releaser's notification (or
+ * retry within a second); FIFO within this process. `lock.token` strictly increases per key.
+ * Every call is bounded: acquire by its budget, tryAcquire by a short bound, release,
+ * withLock and releaseAll by the lease. Server and connection failures are LockServerError.
  *
- * Not guaranteed: that a live holder keeps the lock. A network cut, a server
- * restart or failover, pg_terminate_backend or idle_session_timeout end the
- * session and free the lock; `lock.signal` then aborts (at once for an error
- * the connection sees, within about three quarters of `connectionLossMs` for
- * a silent cut), and the server gives the lock to the next client within
- * about `connectionLossMs`. Use `lock.token` to fence writes to storage that
- * can check it.
+ * Not guaranteed: that a live holder keeps the lock. A network cut, a server restart or
+ * failover, pg_terminate_backend or a stalled event loop end the session or its lease;
+ * `held` then reads false and `signal` aborts with LockLostError: on the connection's
+ * error at once, and on any read once the lease (half of `connectionLossMs`) has passed
+ * since the last answered heartbeat was sent. The lease ends before the server can free
+ * the lock of a silent holder (see the README for the margin). Use `lock.token` to fence
+ * writes to storage that can check it.
  *
- * Released by: release() (one round trip, the connection is kept warm),
- * releaseSync()/dispose (the unlock is sent, not awaited), withLock's end,
- * releaseAll(), close(), garbage collection (with a warning), and by the
- * server when the session ends for any reason (the process dies, the host
- * dies and TCP gives up, the network is cut).
+ * Released by: release() (one round trip, which also wakes waits elsewhere),
+ * releaseSync()/dispose (the unlock is sent, not awaited), withLock's end, releaseAll(),
+ * close(), garbage collection (with a warning), and by the server when the session ends for
+ * any reason (the process dies, the host dies and TCP gives up, the network is cut); losing
+ * a session loses every lock on it.
  *
- * Platform-specific behavior: none on the client; server settings that need
- * PostgreSQL 14 (idle_session_timeout, client_connection_check_interval) or
- * 12 (tcp_user_timeout) are skipped on older servers, where a stopped holder
- * keeps its lock until TCP gives up.
+ * Platform-specific behavior: none on the client; server settings that need PostgreSQL 14
+ * (idle_session_timeout, client_connection_check_interval) or 12 (tcp_user_timeout) are
+ * skipped on older servers, where a stopped holder keeps its lock until TCP gives up.
  *
  * `pg` is loaded here; without it this throws ERR_SESSION_FLOCK_PG_MISSING.
  */
@@ -174,19 +174,19 @@ export function createPostgresLocks(options?: PostgresLocksOptions): PostgresLoc
   return new PostgresLockSet(options);
 }
 
-/** For `status --postgres`: every session-flock lock of the database, or one namespace's. */
-export async function listPostgresLocks(options: PostgresLocksOptions, namespace: string | null): Promise<PostgresLockStatus[]> {
+/**
+ * For `status --postgres`: every session-flock lock of the database, or one namespace's.
+ * `schema` false: there is no diagnostics schema (or this role cannot use it), and the
+ * statuses are every advisory lock of the database, from pg_locks alone.
+ */
+export async function listPostgresLocks(options: PostgresLocksOptions, namespace: string | null): Promise<{ statuses: PostgresLockStatus[]; schema: boolean }> {
   loadPg();
-  const pool = new ConnectionPool(resolveSettings({ ...options, poolSize: 0 }), true);
+  const pool = new ConnectionPool(resolveSettings({ ...options, poolSize: 0, maxConnections: 1 }), true);
   try {
-    const connection = await pool.take();
-    try {
-      // No schema: no session-flock client ever locked anything on this database.
-      if (!pool.schemaExists) return [];
-      return await queryLocks(connection, pool.sql.locks, null, namespace, pool.settings.hostname);
-    } finally {
-      pool.discard(connection);
-    }
+    const { settings } = pool;
+    const connection = await pool.forStatement(settings.leaseMs);
+    const statuses = await queryLocks(connection, pool.sql, null, namespace, settings.hostname, settings.leaseMs);
+    return { statuses, schema: pool.sql.withSchema };
   } finally {
     await pool.close();
   }

@@ -27,14 +27,21 @@ export interface PostgresLocksOptions {
   /** Schema of the diagnostics table and the fencing sequence, created if missing; default 'session_flock'. */
   schema?: string;
   /**
-   * The bound, in ms, for a lost holder to be noticed; default 10 000. The
-   * server frees the lock of a holder whose host died, whose network is cut
-   * or whose process is stopped within about this long (TCP keepalives,
-   * tcp_user_timeout, idle_session_timeout), and a live holder's lock.signal
-   * fires within about three quarters of it (heartbeats every quarter, each
-   * given half to answer).
+   * The bound, in ms, for a lost holder to be noticed; default 10 000 (2000 to 3 600 000).
+   * The server frees the lock of a holder whose host died, whose network is cut or whose
+   * process is stopped within about this long (idle_session_timeout and tcp_user_timeout
+   * are set to it, TCP keepalives to a quarter of it). A holder's lease is half of it: its
+   * `held` reads false and its `signal` aborts once more than that has passed since the
+   * last answered heartbeat of its connection was sent (heartbeats every sixth).
    */
   connectionLossMs?: number;
-  /** Idle connections kept warm for the next hold or wait; default 2. */
+  /** Connections without holds kept warm for the next wait; default 2 (at most maxConnections). */
   poolSize?: number;
+  /**
+   * The most server connections this lock set ever opens, whatever the number of holds and
+   * waits (a hard cap; default 10, 1 to 1000). Holds share connections; up to
+   * maxConnections - 1 waits block on the server at once, the rest are woken by the
+   * releaser's notification (or retry within 1 s).
+   */
+  maxConnections?: number;
 }

@@ -8,14 +8,27 @@ export interface PostgresSettings {
   namespace: string;
   schema: string;
   client: ClientConfig;
+  /** What the server is told: idle_session_timeout and tcp_user_timeout. */
   connectionLossMs: number;
+  /** TCP keepalive idle time and probe interval the server is told (3 probes), in seconds. */
+  keepaliveSeconds: number;
+  /** The earliest the server can end a session the client went silent on (see leaseMs). */
+  serverBoundMs: number;
+  /**
+   * How long a hold stays believed after the last answered statement on its connection was
+   * sent: half of connectionLossMs, so shorter than serverBoundMs by `leaseMarginMs`.
+   */
+  leaseMs: number;
+  leaseMarginMs: number;
   heartbeatMs: number;
-  heartbeatDeadlineMs: number;
+  /** The bound of tryAcquire, timeoutMs 0 and a holder lookup: one connect and one round trip. */
+  quickMs: number;
   poolSize: number;
+  maxConnections: number;
   hostname: string;
 }
 
-const OWN_KEYS = new Set(['namespace', 'schema', 'connectionLossMs', 'poolSize']);
+const OWN_KEYS = new Set(['namespace', 'schema', 'connectionLossMs', 'poolSize', 'maxConnections']);
 /** pg ClientConfig fields passed through; query_timeout and statement_timeout are refused with a reason below. */
 const CLIENT_KEYS = ['connectionString', 'host', 'port', 'user', 'password', 'database', 'ssl', 'application_name', 'connectionTimeoutMillis', 'options'];
 const KNOWN_KEYS = new Set([...OWN_KEYS, ...CLIENT_KEYS, 'query_timeout', 'statement_timeout']);
@@ -42,6 +55,11 @@ export function resolveSettings(options: PostgresLocksOptions | undefined): Post
   const poolSize = o.poolSize ?? 2;
   if (typeof poolSize !== 'number') throw invalidArgType('options.poolSize', 'of type number', poolSize);
   if (!Number.isInteger(poolSize) || poolSize < 0 || poolSize > 100) throw outOfRange('options.poolSize', 'an integer from 0 to 100', poolSize);
+  const maxConnections = o.maxConnections ?? 10;
+  if (typeof maxConnections !== 'number') throw invalidArgType('options.maxConnections', 'of type number', maxConnections);
+  if (!Number.isInteger(maxConnections) || maxConnections < 1 || maxConnections > 1000) {
+    throw outOfRange('options.maxConnections', 'an integer from 1 to 1000', maxConnections);
+  }
   if (o.query_timeout !== undefined || o.statement_timeout !== undefined) {
     // pg's query_timeout rejects the promise while the server keeps waiting and
     // later grants the lock to a connection nobody watches; statement_timeout
@@ -56,14 +74,27 @@ export function resolveSettings(options: PostgresLocksOptions | undefined): Post
   client.keepAliveInitialDelayMillis ??= Math.floor(connectionLossMs / 4);
   // A connection attempt to an unreachable server must not hang for the OS's SYN retries.
   client.connectionTimeoutMillis ??= connectionLossMs;
+  // The lease arithmetic (README, "Across hosts"): the server ends a silent session after
+  // idle_session_timeout or tcp_user_timeout (both connectionLossMs) or failed keepalives
+  // (idle + 3 probes, 4 × keepaliveSeconds), all counted from its last exchange with the
+  // client, which is never before the client sent the statement it answered. The lease runs
+  // from that send, so it ends `leaseMarginMs` before the server can free the lock.
+  const keepaliveSeconds = Math.max(1, Math.floor(connectionLossMs / 4000));
+  const serverBoundMs = Math.min(connectionLossMs, 4000 * keepaliveSeconds);
+  const leaseMs = Math.floor(connectionLossMs / 2);
   return {
     namespace,
     schema,
     client: client as ClientConfig,
     connectionLossMs,
-    heartbeatMs: Math.floor(connectionLossMs / 4),
-    heartbeatDeadlineMs: Math.floor(connectionLossMs / 2),
-    poolSize,
+    keepaliveSeconds,
+    serverBoundMs,
+    leaseMs,
+    leaseMarginMs: serverBoundMs - leaseMs,
+    heartbeatMs: Math.floor(leaseMs / 3),
+    quickMs: Math.min(leaseMs, 2000),
+    poolSize: Math.min(poolSize, maxConnections),
+    maxConnections,
     hostname,
   };
 }

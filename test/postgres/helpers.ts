@@ -50,8 +50,11 @@ export interface PgLocker {
  * A child process running test/fixtures/pg-locker.cjs, killed after the test; `url`
  * defaults to the suite's server, `prefix` runs it through a command (`ip netns exec <ns>`).
  */
-export async function startPgLocker(namespace: string, { url = pgUrl!, prefix = [] as string[] } = {}): Promise<PgLocker> {
-  const argv = [...prefix, process.execPath, path.join(root, 'test', 'fixtures', 'pg-locker.cjs'), url, namespace];
+export async function startPgLocker(
+  namespace: string,
+  { url = pgUrl!, prefix = [] as string[], options = {} as Record<string, unknown> } = {},
+): Promise<PgLocker> {
+  const argv = [...prefix, process.execPath, path.join(root, 'test', 'fixtures', 'pg-locker.cjs'), url, namespace, JSON.stringify(options)];
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   onCleanup(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -84,4 +87,20 @@ export async function startPgLocker(namespace: string, { url = pgUrl!, prefix = 
       });
     },
   };
+}
+
+/** How many server sessions a process's lock sets have open (their application_name names the pid). */
+export async function sessionsOf(admin: Client, pid: number): Promise<number> {
+  const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1`, [`session-flock % ${pid}`]);
+  return rows[0].n;
+}
+
+/** Advisory locks held or awaited by a process's sessions. */
+export async function advisoryLocksOf(admin: Client, pid: number): Promise<number> {
+  const { rows } = await admin.query(
+    `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND a.application_name LIKE $1`,
+    [`session-flock % ${pid}`],
+  );
+  return rows[0].n;
 }
