@@ -46,6 +46,17 @@ async function stateOf(promise: Promise<unknown>): Promise<'pending' | 'resolved
   return Promise.race([settled, new Promise<'pending'>((resolve) => setImmediate(() => resolve('pending')))]);
 }
 
+/** A shared request that waited behind another process's holder and gave up: its wait still drains. */
+async function drainedWait() {
+  const api = fakeApi({ adoptableWaits: false });
+  const elsewhere = api.backend.holdElsewhere(api.key('a'));
+  const controller = new AbortController();
+  const drained = api.acquire('a', { shared: true, signal: controller.signal });
+  controller.abort();
+  await expect(drained).rejects.toBeInstanceOf(LockAbortedError);
+  return { api, elsewhere };
+}
+
 afterEach(() => {
   vi.useRealTimers();
 });
@@ -166,12 +177,7 @@ describe('the core through a fake backend', () => {
   });
 
   it('a drained wait blocks no compatible request', async () => {
-    const api = fakeApi({ adoptableWaits: false });
-    const elsewhere = api.backend.holdElsewhere(api.key('a'));
-    const controller = new AbortController();
-    const drained = api.acquire('a', { shared: true, signal: controller.signal });
-    controller.abort();
-    await expect(drained).rejects.toBeInstanceOf(LockAbortedError);
+    const { api, elsewhere } = await drainedWait();
     api.backend.letGo(elsewhere);
     // Not queued behind the cancelled wait: granted by trySync while that wait still runs.
     const reader = await api.acquire('a', { shared: true });
@@ -185,12 +191,7 @@ describe('the core through a fake backend', () => {
   });
 
   it('starts no other wait on a lock until its drained wait has reported', async () => {
-    const api = fakeApi({ adoptableWaits: false });
-    const elsewhere = api.backend.holdElsewhere(api.key('a'));
-    const controller = new AbortController();
-    const drained = api.acquire('a', { shared: true, signal: controller.signal });
-    controller.abort();
-    await expect(drained).rejects.toBeInstanceOf(LockAbortedError);
+    const { api, elsewhere } = await drainedWait();
     const writer = api.acquire('a');
     expect(api.backend.waits).toHaveLength(1);
     const [cancelled] = api.backend.waits;
