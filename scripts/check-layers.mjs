@@ -1,4 +1,4 @@
-// Fails when src/ breaks its layering (docs/development.md, "Layers") or has a circular
+// Fails when src/ breaks its layering (docs/development.md, "Layout") or has a circular
 // import. Layers, bottom up: core/ (knows no backend), then the backends file/ and
 // postgres/ (each knows only core/), then adapters/ and the public entry points
 // (src/*.ts), then cli/. A module may import its own layer folder and the layers below

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as util from 'node:util';
 import { acquire, holdFor } from '../file/api';
-import { isLockPath, targetOf } from '../file/lock-path';
+import { isLockPath, lockPathOf, targetOf } from '../file/lock-path';
 import { LockTimeoutError } from '../core/errors';
 import type { SessionLock } from '../core/session-lock';
 import { type OptionSpec, parseOptions, UsageError } from './args';
@@ -201,7 +201,7 @@ function acquireFailure(error: unknown, request: RunRequest, started: bigint): n
   }
   const failure = error as NodeJS.ErrnoException;
   if (failure.syscall === 'open') {
-    say(`cannot open lock file ${failure.path ?? request.lockPath ?? `${request.target}.lock`}: ${failure.message.replace(/, open '.*'$/s, '')}`);
+    say(`cannot open lock file ${failure.path ?? request.lockPath ?? lockPathOf(request.target)}: ${failure.message.replace(/, open '.*'$/s, '')}`);
     return EXIT_CANNOT_OPEN;
   }
   say(failure.message);
