@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "session_flock",
-      "sources": ["native/binding.c", "native/thread_pool.c", "native/record.c"],
+      "sources": ["native/binding.c", "native/handles.c", "native/waits.c", "native/thread_pool.c", "native/record.c"],
       "conditions": [
         ["OS=='win'", {
           "sources": ["native/flock_win32.c"],

@@ -2,7 +2,8 @@ export { acquire, tryAcquire, tryAcquireSync, withLock, heldLocks, releaseAll } 
 export type { HeldLockInfo } from './file/api';
 export { SessionLock } from './core/session-lock';
 export type { AcquireOptions } from './file/options';
-export { LockTimeoutError, LockAbortedError, LockDeadlockError, LockUnsupportedError, LockLostError } from './core/errors';
+export { LockTimeoutError, LockAbortedError, LockDeadlockError, LockLostError } from './core/errors';
+export { LockUnsupportedError } from './file/failure';
 export type { HolderInfo } from './core/errors';
 export { LockServerError } from './postgres/server-error';
 export type { HolderRecord } from './file/record';

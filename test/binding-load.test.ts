@@ -8,7 +8,6 @@ import { fork } from 'node:child_process';
 import { fixture, root, runNode, tempDir } from './helpers';
 
 // The binary this checkout loads (a build or a prebuild), as node-gyp-build finds it.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const builtAddon: string = require('node-gyp-build').resolve(root);
 
 /** The package as installed without any binary: dist/, package.json and node-gyp-build. */

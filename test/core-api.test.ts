@@ -11,7 +11,6 @@ import {
   LockDeadlockError,
   LockTimeoutError,
   releaseAll,
-  tryAcquire,
   tryAcquireSync,
   withLock,
 } from '../dist/cjs/index.js';
@@ -248,7 +247,7 @@ describe('holder record and diagnostics', () => {
       expect(seen).toEqual(['contended:s.jsonl.lock', 'acquire:s.jsonl.lock', 'long-hold:s.jsonl.lock', 'release:s.jsonl.lock']);
       expect(warnings.filter((w) => (w as NodeJS.ErrnoException).code === 'SESSION_FLOCK_LONG_HOLD')).toHaveLength(1);
     } finally {
-      subscriptions.forEach((unsubscribe) => unsubscribe());
+      for (const unsubscribe of subscriptions) unsubscribe();
       process.off('warning', onWarning);
     }
   });

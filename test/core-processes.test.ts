@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { eventually, fixture, freeInAnotherProcess, isAlive, otherProcess, runNode, startLocker, tempDir } from './helpers';
+import { fixture, freeInAnotherProcess, isAlive, otherProcess, runNode, startLocker, tempDir } from './helpers';
 
 describe('across processes', () => {
   it('4 processes doing read-increment-write under withLock lose no update', async () => {

@@ -5,13 +5,13 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { eventually, fixture, isAlive, otherProcess, root, runNode, startLocker, tempDir, dist } from './helpers';
+import { eventually, fixture, otherProcess, root, runNode, startLocker, tempDir, dist } from './helpers';
 import { acquire, LockTimeoutError } from '../dist/cjs/index.js';
 
 const cli = path.join(root, 'dist', 'cjs', 'cli', 'main.js');
 const linux = process.platform === 'linux';
 // Terminal escapes, line breaks and bidi overrides (what displayText() replaces).
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 const children: ChildProcess[] = [];

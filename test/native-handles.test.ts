@@ -66,7 +66,7 @@ describe.runIf(flockBinary !== null)('native handle ids', () => {
     const files = Array.from({ length: 100 }, (_, i) => path.join(dir, `${i}.lock`));
     const ids = files.map((file) => binding.open(file, 0o600, true));
     expect(new Set(ids).size).toBe(files.length);
-    ids.forEach((id, i) => expect(binding.tryLock(id, false, files[i], null, 0, 0)).toBe(0));
+    for (let i = 0; i < ids.length; i++) expect(binding.tryLock(ids[i], false, files[i], null, 0, 0)).toBe(0);
     for (let i = 0; i < ids.length; i += 2) expect(binding.close(ids[i])).toBe(0);
     for (let i = 0; i < files.length; i += 11) expect(freeForFlock(files[i]), files[i]).toBe(i % 2 === 0);
     for (let i = 1; i < ids.length; i += 2) expect(binding.close(ids[i])).toBe(0);

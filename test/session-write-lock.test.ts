@@ -130,12 +130,12 @@ const lockPathOf = (sessionFile: string): string => `${sessionFile}.lock`;
  * of the package share it (heldLocks().waiters only shows entries this process holds).
  */
 function queuedOn(lockPath: string): number {
-  const registry = (globalThis as Record<symbol, { entries: Map<string, { lockPath: string; waiters: number }> } | undefined>)[Symbol.for('session-flock.registry.v2')];
+  const registry = (globalThis as Record<symbol, { entries: Map<string, { name: string; waiters: number }> } | undefined>)[Symbol.for('session-flock.registry.v2')];
   if (registry === undefined) throw new Error('core registry not found');
-  // Entries are keyed by the lock file's identity; each names the path it was first locked by.
+  // Entries are keyed by the lock file's identity; each names (`name`) the path it was first locked by.
   // An unused entry of an earlier file at this path may linger until the next turn.
   let queued = 0;
-  for (const entry of registry.entries.values()) if (entry.lockPath === lockPath) queued += entry.waiters;
+  for (const entry of registry.entries.values()) if (entry.name === lockPath) queued += entry.waiters;
   return queued;
 }
 

@@ -8,10 +8,11 @@ import * as path from 'node:path';
 import { tryAcquireSync } from '../file/api';
 import { invalidArgType, LockDeadlockError } from '../core/errors';
 import { inspectMany, type LockStatus } from '../file/inspect';
-import { readLockFile } from '../file/record';
+import { localRecord, namedHolder } from '../file/holder';
+import { targetOf } from '../file/lock-path';
+import { readLockFile, writtenOnThisHost } from '../file/record';
 import { isLivePid, processStartTime } from './legacy-pid';
 import type { SessionLock } from '../core/session-lock';
-import { hostName } from '../core/host';
 
 /** One `*.jsonl.lock` file, as the old module reported it. */
 export type SessionLockInspection = {
@@ -109,7 +110,7 @@ function ageOf(createdAt: string | null, nowMs: number): number | null {
  * be checked from here, so only age makes such a file stale.
  */
 function judgeFree(named: Named, reportedPath: string, staleMs: number, nowMs: number): SessionLockInspection {
-  const local = named.hostname === null || named.hostname === hostName();
+  const local = named.hostname === null || writtenOnThisHost(named.hostname);
   const { pid } = named;
   const alive = pid !== null && local && isLivePid(pid);
   const staleReasons: string[] = [];
@@ -131,8 +132,8 @@ function describe(status: LockStatus, reportedPath: string, staleMs: number, now
 
 /** A held lock: never stale. Its holder as the kernel names it (Linux), else as its record does. */
 function describeHeld(status: LockStatus, reportedPath: string, nowMs: number): SessionLockInspection {
-  const record = status.record !== null && (typeof status.record.hostname !== 'string' || status.record.hostname === hostName()) ? status.record : null;
-  const named = status.holders.find((h) => h.pid !== null && h.source === 'kernel') ?? status.holders.find((h) => h.pid !== null);
+  const record = localRecord(status);
+  const named = namedHolder(status);
   const pid = named?.pid ?? record?.pid ?? null;
   const alive = named !== undefined ? named.alive === true : pid !== null && isLivePid(pid);
   const createdAt = status.acquiredAt === null ? null : new Date(status.acquiredAt).toISOString();
@@ -245,7 +246,7 @@ export async function cleanStaleLockFiles(params: {
 
   const locks: SessionLockInspection[] = [];
   const cleaned: SessionLockInspection[] = [];
-  const items = names.map((name) => ({ target: path.join(realDir, name.slice(0, -'.lock'.length)), lockPath: path.join(realDir, name) }));
+  const items = names.map((name) => ({ target: targetOf(path.join(realDir, name)), lockPath: path.join(realDir, name) }));
   const statuses = inspectMany(items);
   for (let i = 0; i < names.length; i++) {
     const reportedPath = path.join(sessionsDir, names[i]);

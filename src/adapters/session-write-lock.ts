@@ -13,11 +13,13 @@
  */
 import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { acquire, joinHeld, releaseAll } from '../file/api';
 import { type HolderInfo, invalidArgType, invalidArgValue, LockTimeoutError } from '../core/errors';
+import { namedHolder } from '../file/holder';
+import { lockPathOf } from '../file/lock-path';
 import { inspectMany } from '../file/inspect';
+import { writtenOnThisHost } from '../file/record';
 import { pidAlive } from '../core/process-alive';
 import type { SessionLock } from '../core/session-lock';
 import { CLEANUP_SIGNALS, type CleanupSignal, handleTerminationSignal, registerCleanupHandlers, unregisterCleanupHandlers } from './session-write-lock-cleanup';
@@ -198,7 +200,8 @@ function timeoutHolder(sessionFile: string, lockPath: string, core: HolderInfo |
   let fromKernel = false;
   try {
     const [status] = inspectMany([{ target: sessionFile, lockPath }]);
-    const kernel = status.method === 'proc-locks' ? status.holders.find((h) => h.pid !== null) : undefined;
+    const named = namedHolder(status);
+    const kernel = named?.source === 'kernel' ? named : undefined;
     if (kernel !== undefined) {
       pid = kernel.pid;
       alive = kernel.alive;
@@ -209,7 +212,7 @@ function timeoutHolder(sessionFile: string, lockPath: string, core: HolderInfo |
   }
   const agrees = core !== null && core.pid === pid;
   const hostname = agrees ? core.hostname : null;
-  const foreign = !fromKernel && hostname !== null && hostname !== os.hostname();
+  const foreign = !fromKernel && hostname !== null && !writtenOnThisHost(hostname);
   if (!fromKernel) alive = pid === null || foreign ? null : pidAlive(pid);
   const ageMs = agrees && core.heldForMs !== null ? Math.max(0, Math.round(core.heldForMs)) : null;
   return { pid, alive, ageMs, hostname, owner: agrees ? core.owner : null };
@@ -284,7 +287,7 @@ export async function acquireSessionWriteLock(params: SessionWriteLockParams): P
     const sessionFile = await resolveSessionFile(params.sessionFile);
     if (generation.aborted) throw resetError();
     if (userSignal?.aborted) throw abortedError(userSignal);
-    const lockPath = `${sessionFile}.lock`;
+    const lockPath = lockPathOf(sessionFile);
     if (allowReentrant) {
       const joined = joinHeld(lockPath);
       if (joined !== null) return handleFor(joined, sessionFile);

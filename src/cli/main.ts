@@ -4,8 +4,10 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { displayText } from '../core/display-text';
 import { inspectMany, listLocks, type LockStatus } from '../file/inspect';
+import { isLockPath, lockPathOf, targetOf } from '../file/lock-path';
 import { EXIT_USAGE, UsageError } from './args';
 import { parseRunArgs, RUN_HELP, runCommand } from './run';
+import { durationCell, formatColumns } from './table';
 import { say } from './say';
 import { POSTGRES_USAGE, statusPostgres } from './status-postgres';
 
@@ -46,20 +48,6 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-export function formatDuration(ms: number | null): string {
-  if (ms === null) return '-';
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  let s = Math.floor(ms / 1000);
-  const d = Math.floor(s / 86400);
-  const h = Math.floor((s % 86400) / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  s %= 60;
-  if (d > 0) return `${d}d${String(h).padStart(2, '0')}h${String(m).padStart(2, '0')}m`;
-  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m${String(s).padStart(2, '0')}s`;
-  if (m > 0) return `${m}m${String(s).padStart(2, '0')}s`;
-  return `${s}s`;
-}
-
 function displayPath(file: string): string {
   const relative = path.relative(process.cwd(), file);
   return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
@@ -84,16 +72,10 @@ export function formatTable(statuses: LockStatus[]): string {
     s.mode ?? '-',
     pidColumn(s),
     s.owner === null ? '-' : displayText(s.owner, 40),
-    formatDuration(s.heldForMs),
+    durationCell(s.heldForMs),
     s.notes.length === 0 ? '' : displayText(s.notes.join('; '), 400),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n') + '\n';
+  return `${formatColumns(header, rows)}\n`;
 }
 
 async function status(argv: string[]): Promise<number> {
@@ -126,9 +108,9 @@ async function status(argv: string[]): Promise<number> {
     try {
       if (stat?.isDirectory()) {
         results.push(...(await listLocks(absolute, { recursive: values.recursive })));
-      } else if (absolute.endsWith('.lock') && stat !== null) {
-        results.push(...inspectMany([{ target: absolute.slice(0, -'.lock'.length), lockPath: absolute }]));
-      } else if (stat !== null || fs.existsSync(`${absolute}.lock`)) {
+      } else if (isLockPath(absolute) && stat !== null) {
+        results.push(...inspectMany([{ target: targetOf(absolute), lockPath: absolute }]));
+      } else if (stat !== null || fs.existsSync(lockPathOf(absolute))) {
         results.push(...inspectMany([{ target: absolute }]));
       } else {
         say(`${arg}: no such file or folder, and no ${arg}.lock`);

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as util from 'node:util';
 import { acquire, holdFor } from '../file/api';
+import { isLockPath, lockPathOf, targetOf } from '../file/lock-path';
 import { LockTimeoutError } from '../core/errors';
 import type { SessionLock } from '../core/session-lock';
 import { type OptionSpec, parseOptions, UsageError } from './args';
@@ -110,9 +111,7 @@ function parseExitCode(text: string): number {
  * name, never at what exists, so two racing runs always agree on one lock file.
  */
 export function lockOfArgument(argument: string): { target: string; lockPath: string | undefined } {
-  if (argument.endsWith('.lock') && path.basename(argument) !== '.lock') {
-    return { target: argument.slice(0, -'.lock'.length), lockPath: argument };
-  }
+  if (isLockPath(argument)) return { target: targetOf(argument), lockPath: argument };
   return { target: argument, lockPath: undefined };
 }
 
@@ -202,7 +201,7 @@ function acquireFailure(error: unknown, request: RunRequest, started: bigint): n
   }
   const failure = error as NodeJS.ErrnoException;
   if (failure.syscall === 'open') {
-    say(`cannot open lock file ${failure.path ?? request.lockPath ?? `${request.target}.lock`}: ${failure.message.replace(/, open '.*'$/s, '')}`);
+    say(`cannot open lock file ${failure.path ?? request.lockPath ?? lockPathOf(request.target)}: ${failure.message.replace(/, open '.*'$/s, '')}`);
     return EXIT_CANNOT_OPEN;
   }
   say(failure.message);

@@ -1,23 +1,15 @@
 import { parseArgs } from 'node:util';
-import { formatDuration } from '../core/errors';
 import { NO_SCHEMA_NOTE } from '../postgres/inspect';
 import { listPostgresLocks } from '../postgres/locks';
 import type { PostgresLockSession, PostgresLockStatus } from '../postgres/status';
 import { UsageError } from './args';
+import { cell, durationCell, formatColumns } from './table';
 
 export const POSTGRES_USAGE = `        With --postgres <url>: the holders and waiters of the advisory locks
         of session-flock/postgres on that database (every namespace unless
         --namespace): key, mode, holder or waiter, host, pid, owner, age,
         backend pid, client address.
 `;
-
-/** No terminal escapes or line breaks from diagnostics rows (which any client may write) reach the table. */
-function cell(text: string | number | null, max = 60): string {
-  if (text === null) return '-';
-  // eslint-disable-next-line no-control-regex
-  const safe = String(text).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '?');
-  return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
-}
 
 function rowsOf(status: PostgresLockStatus): string[][] {
   const key = status.key === null ? `#${status.lockKey}` : `${status.namespace}/${status.key}`;
@@ -28,7 +20,7 @@ function rowsOf(status: PostgresLockStatus): string[][] {
     cell(s.hostname, 40),
     cell(s.pid),
     cell(s.owner, 40),
-    s.ageMs === null ? '-' : formatDuration(s.ageMs),
+    durationCell(s.ageMs),
     String(s.backendPid),
     cell(s.clientAddress, 48),
   ];
@@ -38,14 +30,8 @@ function rowsOf(status: PostgresLockStatus): string[][] {
 export function formatPostgresTable(statuses: PostgresLockStatus[]): string {
   const header = ['KEY', 'MODE', 'ROLE', 'HOST', 'PID', 'OWNER', 'AGE', 'BACKEND', 'CLIENT'];
   const rows = statuses.flatMap(rowsOf);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]))
-      .join('  ')
-      .trimEnd();
   const notes = statuses.flatMap((s) => s.notes.map((n) => `note: ${cell(s.key ?? `#${s.lockKey}`, 80)}: ${cell(n, 300)}`));
-  return [line(header), ...rows.map(line), ...notes].join('\n') + '\n';
+  return [formatColumns(header, rows), ...notes].join('\n') + '\n';
 }
 
 /**

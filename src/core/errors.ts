@@ -1,5 +1,5 @@
 import * as util from 'node:util';
-import { displayText } from './display-text';
+import { displayText, formatDuration } from './display-text';
 
 /** Who holds a lock, as far as this process can tell (diagnostics, never authority). */
 export interface HolderInfo {
@@ -15,18 +15,6 @@ export interface HolderInfo {
   sameProcess: boolean;
   /** Where this process acquired it (only when sameProcess). */
   acquiredStack?: string;
-}
-
-/** 850ms, 12s, 41m12s, 2h03m04s. */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  let s = Math.floor(ms / 1000);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  s %= 60;
-  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m${String(s).padStart(2, '0')}s`;
-  if (m > 0) return `${m}m${String(s).padStart(2, '0')}s`;
-  return `${s}s`;
 }
 
 /** A backend's word that it cannot name the holder, and why (for LockTimeoutError's message). */
@@ -111,68 +99,6 @@ export class LockLostError extends Error {
   ) {
     super(`lost the lock on ${lockPath}: ${why}`, cause === undefined ? undefined : { cause });
   }
-}
-
-export class LockUnsupportedError extends Error {
-  override readonly name = 'LockUnsupportedError';
-  readonly code = 'ELOCKUNSUPPORTED';
-  constructor(
-    readonly lockPath: string,
-    readonly filesystem: string | null,
-    override readonly cause: NodeJS.ErrnoException,
-  ) {
-    super(
-      `file locks are not supported for ${lockPath}` +
-        (filesystem ? ` on its ${filesystem} filesystem` : '') +
-        ` (${cause.code} from ${cause.syscall})`,
-    );
-  }
-}
-
-let descriptions: Map<string, string> | undefined;
-let uvErrnos: Map<string, number> | undefined;
-
-/**
- * libuv's number for a code the OS has none for here (EFTYPE is BSD's; Linux and Windows
- * lack it), so that every fs error carries an `errno` as Node's own do: -4028 for EFTYPE.
- */
-export function uvErrno(name: string): number | undefined {
-  if (uvErrnos === undefined) {
-    uvErrnos = new Map();
-    for (const [errno, [errName]] of util.getSystemErrorMap()) if (!uvErrnos.has(errName)) uvErrnos.set(errName, errno);
-  }
-  return uvErrnos.get(name);
-}
-
-const ownDescriptions: Record<string, string> = {
-  EFTYPE: 'lock path is not a regular file (a FIFO, device, socket, or a file under /proc or /sys)',
-  ELOOP: 'lock path is a symbolic link, which is never followed',
-  ECANCELED: 'operation canceled',
-};
-
-function describeCode(name: string): string {
-  if (ownDescriptions[name]) return ownDescriptions[name];
-  if (descriptions === undefined) {
-    descriptions = new Map();
-    for (const [, [errName, message]] of util.getSystemErrorMap()) descriptions.set(errName, message);
-  }
-  return descriptions.get(name) ?? 'unknown error';
-}
-
-/** A Node-style fs error: `ENOENT: no such file or directory, open '/x.lock'`, with code, errno, syscall, path. */
-export function systemError(
-  name: string,
-  osErrno: number,
-  syscall: string,
-  path: string,
-): NodeJS.ErrnoException {
-  const error = new Error(`${name}: ${describeCode(name)}, ${syscall} '${path}'`) as NodeJS.ErrnoException;
-  error.code = name;
-  error.errno = osErrno === 0 ? uvErrno(name) : process.platform === 'win32' ? osErrno : -osErrno;
-  error.syscall = syscall;
-  error.path = path;
-  Error.captureStackTrace(error, systemError);
-  return error;
 }
 
 function nodeError<E extends Error>(ErrorClass: new (message: string) => E, code: string, message: string): E {

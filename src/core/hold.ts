@@ -1,11 +1,25 @@
+import type { GrantedLock, LockBackend } from './backend';
 import type { HolderInfo } from './errors';
-import type { LockEntry } from './lock-entry';
+import { hostName } from './host';
 import { channels, debug } from './observe';
 import type { ResolvedLockOptions } from './options';
-import { hostName } from './host';
 
 /** setTimeout's ceiling (~24.8 days). */
-const MAX_TIMER_MS = 0x7fffffff;
+export const MAX_TIMER_MS = 0x7fffffff;
+
+/** What a hold needs of the core's entry for its lock (LockEntry is one). */
+export interface HoldEntry<H> {
+  readonly backend: LockBackend<H, ResolvedLockOptions>;
+  /** The lock as messages name it. */
+  readonly name: string;
+  readonly target: string;
+  /** The live holds of this process on the lock. */
+  readonly holds: Set<Hold<H>>;
+  /** Acquires of this process queued on the lock. */
+  readonly waiters: number;
+  /** Grants what may now be granted, after a hold let go. */
+  pump(): void;
+}
 
 /** Where an acquire was called from; V8 formats the stack only if someone reads it. */
 export interface CallSite {
@@ -38,7 +52,7 @@ export function formatCallSite(site: CallSite): string {
  * releaseAll() runs, when a leaked view is collected, or when the backend reports
  * the lock lost.
  */
-export class Hold<H = unknown> {
+export class Hold<H = unknown> implements GrantedLock<H, ResolvedLockOptions> {
   /** Epoch ms of the grant (set by begin()). */
   acquiredAt = 0;
   /** Live SessionLock views (re-entrancy count). */
@@ -54,7 +68,7 @@ export class Hold<H = unknown> {
   /** The acquire event is out (and the long-hold watch started, unless released by then). */
   private announced = false;
 
-  /** The backend's data for this grant: whether the file backend wrote its record, a PostgreSQL fencing token. */
+  /** The backend's data for this grant (its grantData): whether the file backend wrote its record, a PostgreSQL fencing token. */
   data: unknown = undefined;
 
   /**
@@ -62,7 +76,7 @@ export class Hold<H = unknown> {
    * so that the grant, on an event loop that just woke up, only stamps and registers it.
    */
   constructor(
-    readonly entry: LockEntry<H>,
+    readonly entry: HoldEntry<H>,
     readonly handle: H,
     readonly options: ResolvedLockOptions,
     readonly site: CallSite,
@@ -96,9 +110,9 @@ export class Hold<H = unknown> {
     const { options } = this;
     if (!this.released && options.maxHoldMs !== Infinity) this.watchLongHold(options.maxHoldMs);
     if (channels.acquire.hasSubscribers) {
-      channels.acquire.publish({ target: options.target, lockPath: options.lockPath, mode: this.mode, owner: options.owner, waitedMs: this.waitedMs });
+      channels.acquire.publish({ target: options.target, lockPath: options.name, mode: this.mode, owner: options.owner, waitedMs: this.waitedMs });
     }
-    if (debug.enabled) debug('acquired %s (%s) after %dms', options.lockPath, this.mode, this.waitedMs);
+    if (debug.enabled) debug('acquired %s (%s) after %dms', options.name, this.mode, this.waitedMs);
   }
 
   get shared(): boolean {
@@ -154,13 +168,13 @@ export class Hold<H = unknown> {
     this.announce();
     clearTimeout(this.longHoldTimer);
     const { entry } = this;
-    const pending = entry.backend.release(this);
+    const pending = entry.backend.release(this, entry.waiters === 0 && entry.holds.size <= 1);
     if (pending !== undefined) this.releasing = pending;
     entry.holds.delete(this);
     if (channels.release.hasSubscribers) {
-      channels.release.publish({ target: this.options.target, lockPath: this.options.lockPath, mode: this.mode, owner: this.options.owner, heldMs: this.heldForMs });
+      channels.release.publish({ target: this.options.target, lockPath: this.options.name, mode: this.mode, owner: this.options.owner, heldMs: this.heldForMs });
     }
-    if (debug.enabled) debug('released %s after %dms', this.options.lockPath, this.heldForMs);
+    if (debug.enabled) debug('released %s after %dms', this.options.name, this.heldForMs);
     entry.pump();
     return true;
   }
@@ -172,7 +186,7 @@ export class Hold<H = unknown> {
   lose(error: Error): void {
     if (this.released) return;
     this.lost = error;
-    debug('lost %s: %s', this.options.lockPath, error.message);
+    debug('lost %s: %s', this.options.name, error.message);
     this.release();
     this.controller?.abort(error);
   }
@@ -187,10 +201,13 @@ export class Hold<H = unknown> {
     const heldForMs = this.heldForMs;
     // A timer may fire a millisecond early against Date.now() (and a long limit takes
     // several timers): the report never comes before the limit.
-    if (heldForMs < this.options.maxHoldMs) return this.watchLongHold(this.options.maxHoldMs - heldForMs);
+    if (heldForMs < this.options.maxHoldMs) {
+      this.watchLongHold(this.options.maxHoldMs - heldForMs);
+      return;
+    }
     const report = {
       target: this.options.target,
-      lockPath: this.options.lockPath,
+      lockPath: this.options.name,
       mode: this.mode,
       owner: this.options.owner,
       heldForMs,
@@ -199,7 +216,7 @@ export class Hold<H = unknown> {
     };
     channels.longHold.publish(report);
     process.emitWarning(
-      `session-flock: ${this.options.lockPath} has been held for ${report.heldForMs}ms, over maxHoldMs ${report.maxHoldMs}; ` +
+      `session-flock: ${this.options.name} has been held for ${report.heldForMs}ms, over maxHoldMs ${report.maxHoldMs}; ` +
         `it is not taken away. Acquired at:\n${report.acquiredAt}`,
       { type: 'SessionFlockLongHoldWarning', code: 'SESSION_FLOCK_LONG_HOLD' },
     );

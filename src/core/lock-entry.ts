@@ -1,11 +1,28 @@
 import { setImmediate } from 'node:timers';
-import { BUSY, GRANTED, type LockBackend, RETRY, type WaitOutcome } from './backend';
+import { BUSY, GRANTED, type LockBackend, type LockRequest, RETRY, type WaitOutcome, type WaitReport } from './backend';
 import { type HolderAnswer, LockTimeoutError } from './errors';
-import { type CallSite, Hold } from './hold';
+import { type CallSite, Hold, type HoldEntry } from './hold';
 import { channels, debug } from './observe';
 import type { ResolvedLockOptions } from './options';
 import { registry } from './registry';
-import { type SessionLock, watchForLeak } from './session-lock';
+import { type LockClass, type SessionLock, watchForLeak } from './session-lock';
+
+/** The backend of an entry, as the core drives it (every backend's options extend the core's). */
+export type CoreBackend<H> = LockBackend<H, ResolvedLockOptions>;
+
+/**
+ * What one public API brings to the core with each call: its backend, its lock class, and
+ * the group its entries belong to for heldLocks()/releaseAll(). The group is equal across
+ * copies of this package that share the registry ('file'), or one PostgreSQL lock set.
+ */
+export interface LockFamily<H = unknown> {
+  readonly group: unknown;
+  readonly backend: CoreBackend<H>;
+  readonly lockClass: LockClass;
+}
+
+/** The registry's entries, as this module fills them. */
+export const entries = registry.entries as Map<string, LockEntry>;
 
 /**
  * Entries found unused, dropped from the registry on the next turn if still unused then:
@@ -41,15 +58,8 @@ function finishGrants(): void {
   }
 }
 
-/** What a backend's trySync works with: a request's options, and its handle once opened. */
-export interface Attempt<H = unknown> {
-  handle: H | null;
-  readonly options: ResolvedLockOptions;
-  /** Set by a trySync that granted: epoch ms of the grant, where the backend knows it. */
-  grantedAt?: number;
-  /** Set by a trySync that granted: the backend's data for the hold (Hold.data). */
-  grantData?: unknown;
-}
+/** A request as the core hands it to its backend. */
+export type Attempt<H> = LockRequest<H, ResolvedLockOptions>;
 
 /** An acquire that is queued or waiting on its backend. */
 export class Waiter<H = unknown> implements Attempt<H> {
@@ -69,13 +79,14 @@ export class Waiter<H = unknown> implements Attempt<H> {
   private cleanups: (() => void)[] = [];
 
   constructor(
+    readonly key: string,
     readonly options: ResolvedLockOptions,
     readonly site: CallSite,
     /** Resolves the acquire (null: a tryOnly attempt found it held). */
     private readonly onGrant: (lock: SessionLock | null) => void,
     private readonly onFail: (error: Error) => void,
-    /** The class of the lock this waiter's acquirer gets: its own backend's. */
-    private readonly lockClass: LockBackend<H>['lockClass'],
+    /** The class of the lock this waiter's acquirer gets: its own API's. */
+    private readonly lockClass: LockClass,
   ) {}
 
   onSettle(cleanup: () => void): void {
@@ -88,7 +99,7 @@ export class Waiter<H = unknown> implements Attempt<H> {
    * that shares the registry may be the one that grants it.
    */
   lockFor(hold: Hold<H>): SessionLock {
-    return new this.lockClass(hold, false);
+    return new this.lockClass(hold as Hold, false);
   }
 
   /** Hands the acquirer a view of the live `hold`: `prepared` (from lockFor()), or a new one. */
@@ -135,7 +146,7 @@ export class Waiter<H = unknown> implements Attempt<H> {
  * Everything this process does with one lock: its holds, its FIFO of waiters, and at
  * most one backend wait (one addon thread, one waiting connection) at a time.
  */
-export class LockEntry<H = unknown> {
+export class LockEntry<H = unknown> implements HoldEntry<H>, WaitReport<H, ResolvedLockOptions> {
   readonly holds = new Set<Hold<H>>();
   readonly queue: Waiter<H>[] = [];
   /** The head waiter while its handle has a backend wait in flight. */
@@ -147,23 +158,28 @@ export class LockEntry<H = unknown> {
   /** In unusedEntries, to be forgotten on the next turn (see forgetIfUnused()). */
   private forgetQueued = false;
 
+  readonly backend: CoreBackend<H>;
+
   private constructor(
-    readonly backend: LockBackend<H>,
+    /** The API whose request made this entry: its backend drives it. */
+    readonly family: LockFamily<H>,
     /** Identity of the lock in the registry (the backend chooses it). */
     readonly key: string,
     /** The lock as messages name it. */
-    readonly lockPath: string,
+    readonly name: string,
     readonly target: string,
-  ) {}
+  ) {
+    this.backend = family.backend;
+  }
 
-  static for<H>(backend: LockBackend<H>, key: string, lockPath: string, target: string): LockEntry<H> {
-    let entry = registry.entries.get(key) as LockEntry<H> | undefined;
-    if (entry === undefined || (entry.lingering?.() === true && (entry.lockPath !== lockPath || entry.target !== target || entry.backend !== backend))) {
+  static for<H>(family: LockFamily<H>, key: string, name: string, target: string): LockEntry<H> {
+    let entry = entries.get(key) as LockEntry<H> | undefined;
+    if (entry === undefined || (entry.lingering() && (entry.name !== name || entry.target !== target || entry.backend !== family.backend))) {
       // An unused entry waiting to be forgotten stands for nothing: it may even be of a
       // file since deleted, whose inode (and so key) a new file reuses. It is replaced
       // unless it names this very request's lock (then it is as good as a new one).
-      entry = new LockEntry(backend, key, lockPath, target);
-      registry.entries.set(key, entry as LockEntry);
+      entry = new LockEntry(family, key, name, target);
+      entries.set(key, entry as LockEntry);
     }
     return entry;
   }
@@ -191,10 +207,10 @@ export class LockEntry<H = unknown> {
    */
   tryNow(options: ResolvedLockOptions, site: CallSite, opened: H | null = null): Hold<H> | null {
     if (!this.free(options.shared)) {
-      if (opened !== null) this.backend.releaseHandle(this, opened);
+      if (opened !== null) this.backend.releaseHandle(opened);
       return null;
     }
-    const attempt: Attempt<H> = { handle: opened, options };
+    const attempt: Attempt<H> = { key: this.key, handle: opened, options };
     try {
       return this.attemptNow(attempt, site);
     } finally {
@@ -212,7 +228,7 @@ export class LockEntry<H = unknown> {
   attemptNow(attempt: Attempt<H>, site: CallSite): Hold<H> | null {
     let granted: boolean;
     try {
-      granted = (this.backend.trySync as NonNullable<LockBackend<H>['trySync']>)(this, attempt);
+      granted = (this.backend.trySync as NonNullable<CoreBackend<H>['trySync']>)(attempt);
     } catch (error) {
       // The backend closes the handle before it throws; making sure costs nothing.
       this.closeHandle(attempt);
@@ -233,7 +249,7 @@ export class LockEntry<H = unknown> {
   enqueue(waiter: Waiter<H>, opened: H | null = null): void {
     if (opened !== null) {
       if (this.free(waiter.options.shared)) waiter.handle = opened;
-      else this.backend.releaseHandle(this, opened);
+      else this.backend.releaseHandle(opened);
     }
     if (waiter.handle === null) waiter.triedNow = false;
     this.queue.push(waiter);
@@ -250,7 +266,7 @@ export class LockEntry<H = unknown> {
       if (backend.trySync !== undefined && !head.triedNow) {
         let granted: boolean;
         try {
-          granted = backend.trySync(this, head);
+          granted = backend.trySync(head);
         } catch (error) {
           this.remove(head);
           this.closeHandle(head);
@@ -297,7 +313,7 @@ export class LockEntry<H = unknown> {
         this.prepare(next);
       } else {
         this.draining = handle;
-        this.backend.cancelWait(this, handle);
+        this.backend.cancelWait(handle);
       }
     } else {
       this.closeHandle(waiter);
@@ -308,22 +324,22 @@ export class LockEntry<H = unknown> {
   }
 
   /** Who holds this lock: this process's own hold, or else what the backend can tell. */
-  holder(): HolderAnswer | Promise<HolderAnswer> {
+  holder(options: ResolvedLockOptions): HolderAnswer | Promise<HolderAnswer> {
     for (const hold of this.holds) return hold.describe();
-    return this.backend.describeHolder(this);
+    return this.backend.describeHolder(this.key, options);
   }
 
   private failWithTimeout(waiter: Waiter<H>): void {
-    const { lockPath, target, timeoutMs } = waiter.options;
-    const holder = this.holder();
+    const { name, target, timeoutMs } = waiter.options;
+    const holder = this.holder(waiter.options);
     if (!(holder instanceof Promise)) {
-      waiter.fail(new LockTimeoutError(lockPath, target, timeoutMs, holder));
+      waiter.fail(new LockTimeoutError(name, target, timeoutMs, holder));
       return;
     }
     waiter.failLater(
       holder.then(
-        (known) => new LockTimeoutError(lockPath, target, timeoutMs, known),
-        () => new LockTimeoutError(lockPath, target, timeoutMs, null),
+        (known) => new LockTimeoutError(name, target, timeoutMs, known),
+        () => new LockTimeoutError(name, target, timeoutMs, null),
       ),
     );
   }
@@ -334,7 +350,7 @@ export class LockEntry<H = unknown> {
     // A tryOnly attempt never waits, whatever its timeoutMs (the backend's contract: 0 = one try).
     const remainingMs = waiter.tryOnly ? 0 : Math.max(0, options.timeoutMs - (Date.now() - waiter.enqueuedAt));
     try {
-      this.backend.startWait(this, waiter, remainingMs);
+      this.backend.startWait(waiter, remainingMs, this);
     } catch (error) {
       this.remove(waiter);
       waiter.handle = null;
@@ -344,9 +360,9 @@ export class LockEntry<H = unknown> {
     this.backendWaiter = waiter;
     this.prepare(waiter);
     if (channels.contended.hasSubscribers) {
-      channels.contended.publish({ target: this.target, lockPath: this.lockPath, mode: options.shared ? 'shared' : 'exclusive', owner: options.owner });
+      channels.contended.publish({ target: this.target, lockPath: this.name, mode: options.shared ? 'shared' : 'exclusive', owner: options.owner });
     }
-    debug('waiting for %s', this.lockPath);
+    debug('waiting for %s', this.name);
     return true;
   }
 
@@ -357,9 +373,12 @@ export class LockEntry<H = unknown> {
   private prepare(waiter: Waiter<H>): void {
     const hold = new Hold(this, waiter.handle as H, waiter.options, waiter.site);
     waiter.preparedHold = hold;
-    // A waiter of an older copy of this package (sharing the registry) has no lockFor():
-    // its grant() then makes its lock itself.
-    waiter.preparedLock = typeof waiter.lockFor === 'function' ? waiter.lockFor(hold) : null;
+    waiter.preparedLock = waiter.lockFor(hold);
+  }
+
+  requestOf(handle: H): Waiter<H> | null {
+    const waiter = this.backendWaiter;
+    return waiter !== null && waiter.handle === handle ? waiter : null;
   }
 
   /** Where a backend reports the end of a wait that startWait() began (see backend.ts). */
@@ -381,7 +400,7 @@ export class LockEntry<H = unknown> {
       } else if (outcome === RETRY) {
         // The backend let go of a grant that protects nothing; the waiter stays at the head and starts over.
         waiter.handle = null;
-        debug('%s was replaced while waiting; reopening', this.lockPath);
+        debug('%s was replaced while waiting; reopening', this.name);
       } else {
         this.remove(waiter);
         waiter.handle = null;
@@ -392,9 +411,9 @@ export class LockEntry<H = unknown> {
       }
     } else if (this.draining === handle) {
       this.draining = null;
-      if (outcome === GRANTED) this.backend.releaseHandle(this, handle);
+      if (outcome === GRANTED) this.backend.releaseHandle(handle);
     } else if (outcome === GRANTED) {
-      this.backend.releaseHandle(this, handle);
+      this.backend.releaseHandle(handle);
     }
     this.pump();
   }
@@ -415,7 +434,7 @@ export class LockEntry<H = unknown> {
   }
 
   private closeHandle(attempt: Attempt<H>): void {
-    if (attempt.handle !== null) this.backend.releaseHandle(this, attempt.handle);
+    if (attempt.handle !== null) this.backend.releaseHandle(attempt.handle);
     attempt.handle = null;
   }
 
@@ -433,11 +452,11 @@ export class LockEntry<H = unknown> {
   /** @internal For forgetUnusedEntries(). */
   forgetNowIfUnused(): void {
     this.forgetQueued = false;
-    if (this.unused() && registry.entries.get(this.key) === this) registry.entries.delete(this.key);
+    if (this.unused() && entries.get(this.key) === this) entries.delete(this.key);
   }
 
-  /** Unused, and waiting for forgetUnusedEntries() (entries of an older copy of this package lack it). */
-  lingering?(): boolean {
+  /** Unused, and waiting for forgetUnusedEntries(). */
+  lingering(): boolean {
     return this.forgetQueued && this.unused();
   }
 

@@ -1,35 +1,37 @@
-import type { LockBackend } from './backend';
+import type { AsyncLocalStorage } from 'node:async_hooks';
 import { LockAbortedError, LockDeadlockError, LockTimeoutError } from './errors';
-import { type CallSite, formatCallSite, type Hold } from './hold';
-import { type Attempt, LockEntry, Waiter } from './lock-entry';
+import { type CallSite, formatCallSite, type Hold, MAX_TIMER_MS } from './hold';
+import { type Attempt, entries, type LockFamily, LockEntry, Waiter } from './lock-entry';
 import type { ResolvedLockOptions } from './options';
 import { registry } from './registry';
 import { holdOf, type SessionLock } from './session-lock';
 
-/** setTimeout's ceiling (~24.8 days). */
-const MAX_TIMER_MS = 0x7fffffff;
+export type { LockFamily };
+
+/** The locks held by the enclosing withLock() calls of the current async context, by key. */
+const context = registry.context as AsyncLocalStorage<ReadonlyMap<string, Hold>>;
 
 function ignore(): void {}
 
 // The operations of the public APIs, over any backend: the file API (src/file/api.ts)
-// and the PostgreSQL one call these with their backend, the key of the lock and
-// their resolved options.
+// and the PostgreSQL one call these with their family (backend and lock class), the key
+// of the lock and their resolved options.
 
 /**
  * Inside withLock(p), a nested acquire of p re-enters the enclosing hold
  * (or refuses at once where waiting could only deadlock).
  */
-function reenter<H>(entry: LockEntry<H>, key: string, options: ResolvedLockOptions): SessionLock | null {
-  const hold = registry.context.getStore()?.get(key) as Hold<H> | undefined;
+function reenter<H>(family: LockFamily<H>, key: string, options: ResolvedLockOptions): SessionLock | null {
+  const hold = context.getStore()?.get(key);
   if (hold === undefined || hold.released) return null;
   if (!options.reentrant) {
-    throw new LockDeadlockError(options.lockPath, options.target, 'this async context already holds it inside withLock() and reentrant is false');
+    throw new LockDeadlockError(options.name, options.target, 'this async context already holds it inside withLock() and reentrant is false');
   }
   if (hold.shared && !options.shared) {
-    throw new LockDeadlockError(options.lockPath, options.target, 'an exclusive lock was requested inside withLock() that holds it shared');
+    throw new LockDeadlockError(options.name, options.target, 'an exclusive lock was requested inside withLock() that holds it shared');
   }
   hold.views++;
-  return new entry.backend.lockClass(hold);
+  return new family.lockClass(hold);
 }
 
 /**
@@ -38,20 +40,20 @@ function reenter<H>(entry: LockEntry<H>, key: string, options: ResolvedLockOptio
  * an entry of this very backend may use a handle this backend opened: for any other, the
  * handle is closed here and the entry's own backend opens one.
  */
-function handleFor<H>(backend: LockBackend<H>, entry: LockEntry<H>, opened: H | null): H | null {
-  if (opened === null || entry.backend === backend) return opened;
-  backend.releaseHandle(entry, opened);
+function handleFor<H>(family: LockFamily<H>, entry: LockEntry<H>, opened: H | null): H | null {
+  if (opened === null || entry.backend === family.backend) return opened;
+  family.backend.releaseHandle(opened);
   return null;
 }
 
 /** Closes a handle the request did not use, and forgets the entry if only this request made it. */
-function giveBack<H>(backend: LockBackend<H>, entry: LockEntry<H>, opened: H | null): void {
-  if (opened !== null) backend.releaseHandle(entry, opened);
-  if (entry instanceof LockEntry) entry.forgetIfUnused();
+function giveBack<H>(family: LockFamily<H>, entry: LockEntry<H>, opened: H | null): void {
+  if (opened !== null) family.backend.releaseHandle(opened);
+  entry.forgetIfUnused();
 }
 
 function abortedAlready(options: ResolvedLockOptions): LockAbortedError {
-  return new LockAbortedError(options.lockPath, options.target, 'the signal was already aborted', (options.signal as AbortSignal).reason);
+  return new LockAbortedError(options.name, options.target, 'the signal was already aborted', (options.signal as AbortSignal).reason);
 }
 
 /**
@@ -59,104 +61,104 @@ function abortedAlready(options: ResolvedLockOptions): LockAbortedError {
  * `opened` is a handle the backend already opened for this request (the file backend
  * opens the lock file to learn its key): the first attempt uses it, or it is given back.
  */
-export function acquireLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, opened: H | null = null): Promise<SessionLock> {
-  return waitForLock(backend, key, options, site, false, opened) as Promise<SessionLock>;
+export function acquireLock<H>(family: LockFamily<H>, key: string, options: ResolvedLockOptions, site: CallSite, opened: H | null = null): Promise<SessionLock> {
+  return waitForLock(family, key, options, site, false, opened) as Promise<SessionLock>;
 }
 
 /**
  * tryAcquire(): one attempt that never queues behind this process's waiters. Sync for a
  * backend with trySync; otherwise one backend wait with no budget.
  */
-export function tryLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite): Promise<SessionLock | null> {
-  if (backend.trySync !== undefined) {
+export function tryLock<H>(family: LockFamily<H>, key: string, options: ResolvedLockOptions, site: CallSite): Promise<SessionLock | null> {
+  if (family.backend.trySync !== undefined) {
     try {
-      return Promise.resolve(tryLockSync(backend, key, options, site));
+      return Promise.resolve(tryLockSync(family, key, options, site));
     } catch (error) {
       return Promise.reject(error);
     }
   }
-  return waitForLock(backend, key, options, site, true, null);
+  return waitForLock(family, key, options, site, true, null);
 }
 
 /** tryAcquireSync(), for a backend with trySync; `opened` as for acquireLock(). */
-export function tryLockSync<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, opened: H | null = null): SessionLock | null {
-  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
-  opened = handleFor(backend, entry, opened);
+export function tryLockSync<H>(family: LockFamily<H>, key: string, options: ResolvedLockOptions, site: CallSite, opened: H | null = null): SessionLock | null {
+  const entry = LockEntry.for(family, key, options.name, options.target);
+  opened = handleFor(family, entry, opened);
   let reentered: SessionLock | null;
   try {
     if (options.signal?.aborted) throw abortedAlready(options);
-    reentered = reenter(entry, key, options);
+    reentered = reenter(family, key, options);
   } catch (error) {
-    giveBack(backend, entry, opened);
+    giveBack(family, entry, opened);
     throw error;
   }
   if (reentered !== null) {
-    giveBack(backend, entry, opened);
+    giveBack(family, entry, opened);
     return reentered;
   }
   const hold = entry.tryNow(options, site, opened);
-  return hold === null ? null : new backend.lockClass(hold);
+  return hold === null ? null : new family.lockClass(hold as Hold);
 }
 
 function timedOutNow<H>(entry: LockEntry<H>, options: ResolvedLockOptions): Promise<never> {
-  const holder = entry.holder();
+  const holder = entry.holder(options);
   return holder instanceof Promise
     ? holder.then(
-        (known) => Promise.reject(new LockTimeoutError(options.lockPath, options.target, options.timeoutMs, known)),
-        () => Promise.reject(new LockTimeoutError(options.lockPath, options.target, options.timeoutMs, null)),
+        (known) => Promise.reject(new LockTimeoutError(options.name, options.target, options.timeoutMs, known)),
+        () => Promise.reject(new LockTimeoutError(options.name, options.target, options.timeoutMs, null)),
       )
-    : Promise.reject(new LockTimeoutError(options.lockPath, options.target, options.timeoutMs, holder));
+    : Promise.reject(new LockTimeoutError(options.name, options.target, options.timeoutMs, holder));
 }
 
-function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedLockOptions, site: CallSite, tryOnly: boolean, opened: H | null): Promise<SessionLock | null> {
-  const entry = LockEntry.for(backend, key, options.lockPath, options.target);
-  opened = handleFor(backend, entry, opened);
+function waitForLock<H>(family: LockFamily<H>, key: string, options: ResolvedLockOptions, site: CallSite, tryOnly: boolean, opened: H | null): Promise<SessionLock | null> {
+  const { backend } = family;
+  const entry = LockEntry.for(family, key, options.name, options.target);
+  opened = handleFor(family, entry, opened);
   let reentered: SessionLock | null;
   try {
-    reentered = reenter(entry, key, options);
+    reentered = reenter(family, key, options);
   } catch (error) {
-    giveBack(backend, entry, opened);
+    giveBack(family, entry, opened);
     return Promise.reject(error);
   }
   if (reentered !== null) {
-    giveBack(backend, entry, opened);
+    giveBack(family, entry, opened);
     return Promise.resolve(reentered);
   }
   const { signal } = options;
   if (signal?.aborted) {
-    giveBack(backend, entry, opened);
+    giveBack(family, entry, opened);
     return Promise.reject(abortedAlready(options));
   }
   const once = tryOnly || options.timeoutMs === 0;
   if (once && backend.trySync !== undefined) {
     // One attempt: never queue, never start a backend wait.
     const hold = entry.tryNow(options, site, opened);
-    return hold !== null ? Promise.resolve(new backend.lockClass(hold)) : timedOutNow(entry, options);
+    return hold !== null ? Promise.resolve(new family.lockClass(hold as Hold)) : timedOutNow(entry, options);
   }
   if (once && !entry.free(options.shared)) {
     // Held or awaited in this process: one attempt could only queue behind it.
-    giveBack(backend, entry, opened);
+    giveBack(family, entry, opened);
     return tryOnly ? Promise.resolve(null) : timedOutNow(entry, options);
   }
-  // (An entry of an older copy of this package, sharing the registry, has no attemptNow().)
   let triedNow = false;
-  if (!once && backend.trySync !== undefined && typeof entry.attemptNow === 'function' && entry.free(options.shared)) {
+  if (!once && backend.trySync !== undefined && entry.free(options.shared)) {
     // Nobody in this process holds or awaits it: try before making a waiter, so that an
     // uncontended acquire costs no waiter, timer or deferred grant. Held elsewhere, the
     // handle goes on to the waiter.
-    const attempt: Attempt<H> = { handle: opened, options };
+    const attempt: Attempt<H> = { key, handle: opened, options };
     let hold: Hold<H> | null;
     try {
       hold = entry.attemptNow(attempt, site);
     } catch (error) {
       return Promise.reject(error);
     }
-    if (hold !== null) return Promise.resolve(new backend.lockClass(hold));
+    if (hold !== null) return Promise.resolve(new family.lockClass(hold as Hold));
     opened = attempt.handle;
     triedNow = true;
   }
   return new Promise<SessionLock | null>((resolve, reject) => {
-    const waiter = new Waiter<H>(options, site, resolve, reject, backend.lockClass);
+    const waiter = new Waiter<H>(key, options, site, resolve, reject, family.lockClass);
     waiter.tryOnly = tryOnly;
     // Trying again before the backend wait would only repeat the attempt that just failed.
     waiter.triedNow = triedNow;
@@ -186,7 +188,7 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
       waiter.onSettle(() => clearTimeout(timer));
     }
     if (signal !== undefined) {
-      const onAbort = (): void => entry.giveUp(waiter, new LockAbortedError(options.lockPath, options.target, 'the signal was aborted', signal.reason));
+      const onAbort = (): void => entry.giveUp(waiter, new LockAbortedError(options.name, options.target, 'the signal was aborted', signal.reason));
       signal.addEventListener('abort', onAbort, { once: true });
       waiter.onSettle(() => signal.removeEventListener('abort', onAbort));
     }
@@ -201,9 +203,9 @@ function waitForLock<H>(backend: LockBackend<H>, key: string, options: ResolvedL
 export async function runLocked<T>(key: string, acquired: Promise<SessionLock>, fn: (lock: SessionLock) => T | Promise<T>): Promise<T> {
   const lock = await acquired;
   try {
-    const context = new Map(registry.context.getStore());
-    context.set(key, holdOf(lock));
-    return await registry.context.run(context, () => fn(lock));
+    const held = new Map(context.getStore());
+    held.set(key, holdOf(lock));
+    return await context.run(held, () => fn(lock));
   } finally {
     lock.releaseSync();
   }
@@ -224,31 +226,43 @@ export interface HeldLockInfo {
   stack: string;
 }
 
-function entriesOf(family: unknown): LockEntry[] {
+function entriesOf(family: LockFamily): LockEntry[] {
   const result: LockEntry[] = [];
-  for (const entry of registry.entries.values()) if (entry.backend.family === family) result.push(entry);
+  for (const entry of entries.values()) if (entry.family.group === family.group) result.push(entry);
   return result;
 }
 
-/** The holds of this process on the locks of one backend family. */
-export function heldLocksOf(family: unknown): HeldLockInfo[] {
+/** The holds of this process on the locks of one family (of every copy of this package that shares its group). */
+export function heldLocksOf(family: LockFamily): HeldLockInfo[] {
   const result: HeldLockInfo[] = [];
   for (const entry of entriesOf(family)) {
     for (const hold of entry.holds) {
-      result.push({
-        target: hold.options.target,
-        lockPath: hold.options.lockPath,
-        mode: hold.mode,
-        owner: hold.options.owner,
-        acquiredAt: hold.acquiredAt,
-        heldForMs: hold.heldForMs,
-        count: hold.views,
-        waiters: entry.waiters,
-        stack: formatCallSite(hold.site),
-      });
+      result.push(heldLockInfo(entry, hold));
     }
   }
   return result;
+}
+
+function heldLockInfo(entry: LockEntry, hold: Hold): HeldLockInfo {
+  return {
+    target: hold.options.target,
+    lockPath: hold.options.name,
+    mode: hold.mode,
+    owner: hold.options.owner,
+    acquiredAt: hold.acquiredAt,
+    heldForMs: hold.heldForMs,
+    count: hold.views,
+    waiters: entry.waiters,
+    stack: formatCallSite(hold.site),
+  };
+}
+
+/** This process's first live hold of the lock `key`, whatever API took it; null when it holds none. */
+export function heldLockOf(key: string): HeldLockInfo | null {
+  const entry = entries.get(key);
+  if (entry === undefined) return null;
+  for (const hold of entry.holds) if (!hold.released) return heldLockInfo(entry, hold);
+  return null;
 }
 
 /**
@@ -256,7 +270,7 @@ export function heldLocksOf(family: unknown): HeldLockInfo[] {
  * LockAbortedError, nothing is granted while it runs, and every hold that existed when it
  * was called is released. Resolves, once the backend has let go of them, to their number.
  */
-export function releaseAllOf(family: unknown): Promise<number> {
+export function releaseAllOf(family: LockFamily): Promise<number> {
   const entries = entriesOf(family);
   const holds: Hold[] = [];
   for (const entry of entries) {
@@ -268,7 +282,7 @@ export function releaseAllOf(family: unknown): Promise<number> {
   try {
     for (const entry of entries) {
       for (const waiter of [...entry.queue]) {
-        entry.giveUp(waiter, new LockAbortedError(waiter.options.lockPath, waiter.options.target, 'releaseAll() was called'));
+        entry.giveUp(waiter, new LockAbortedError(waiter.options.name, waiter.options.target, 'releaseAll() was called'));
       }
     }
     for (const hold of holds) {
@@ -289,12 +303,12 @@ export function releaseAllOf(family: unknown): Promise<number> {
  * exclusive hold of `key` (counted like a nested acquire inside withLock), or null when
  * this process holds none.
  */
-export function joinHeldLock(key: string): SessionLock | null {
-  const entry = registry.entries.get(key);
+export function joinHeldLock(family: LockFamily, key: string): SessionLock | null {
+  const entry = entries.get(key);
   for (const hold of entry?.holds ?? []) {
     if (hold.released || hold.shared) continue;
     hold.views++;
-    return new entry!.backend.lockClass(hold as Hold);
+    return new family.lockClass(hold);
   }
   return null;
 }

@@ -1,4 +1,4 @@
-import { resolve, sep } from 'node:path';
+import type { RequestOptions } from './backend';
 import { invalidArgType, invalidArgValue, outOfRange } from './errors';
 
 /** The options every backend takes (the file backend adds lockPath, record and fileMode). */
@@ -18,42 +18,17 @@ export interface LockOptions {
 }
 
 /** What the core reads of a request; a backend's resolved options extend it. */
-export interface ResolvedLockOptions {
-  /** The protected thing as messages name it (an absolute path, a PostgreSQL key). */
-  target: string;
-  /** The lock as messages name it (the lock file's absolute path). */
-  lockPath: string;
-  shared: boolean;
-  timeoutMs: number;
-  signal: AbortSignal | undefined;
-  owner: string | null;
-  maxHoldMs: number;
-  reentrant: boolean;
+export interface ResolvedLockOptions extends RequestOptions {
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal | undefined;
+  readonly maxHoldMs: number;
+  readonly reentrant: boolean;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** The names of LockOptions, for a backend's unknown-option check. */
 export const LOCK_OPTION_KEYS = ['shared', 'timeoutMs', 'signal', 'owner', 'maxHoldMs', 'reentrant'] as const;
-
-export function validatePath(name: string, value: unknown): string {
-  if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value);
-  if (value.length === 0) throw invalidArgValue(name, value, 'must be a non-empty path');
-  if (value.includes('\0')) throw invalidArgValue(name, value, 'must be a string without null bytes');
-  return isResolvedPosixPath(value) ? value : resolve(value);
-}
-
-/**
- * Whether path.resolve() would return `value` unchanged on POSIX: absolute, with no empty,
- * `.` or `..` segment and no trailing slash. The common case (a caller's own absolute
- * path) then skips the normalizing scan.
- */
-function isResolvedPosixPath(value: string): boolean {
-  return POSIX && value.charCodeAt(0) === 47 && !UNRESOLVED_POSIX.test(value);
-}
-
-const POSIX = sep === '/';
-const UNRESOLVED_POSIX = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
 
 export function optionalBoolean(options: Record<string, unknown>, key: string, fallback: boolean): boolean {
   const value = options[key];
@@ -105,10 +80,10 @@ export function optionalOwner(o: Record<string, unknown>): string | null {
 }
 
 /** The core's options of one request, from an options object already checked by optionsObject(). */
-export function resolveLockOptions(o: Record<string, unknown>, target: string, lockPath: string): ResolvedLockOptions {
+export function resolveLockOptions(o: Record<string, unknown>, target: string, name: string): ResolvedLockOptions {
   return {
+    name,
     target,
-    lockPath,
     shared: optionalBoolean(o, 'shared', false),
     timeoutMs: optionalDuration(o, 'timeoutMs', DEFAULT_TIMEOUT_MS, true),
     signal: optionalSignal(o),

@@ -14,11 +14,11 @@ function onLeak(ticket: Ticket): void {
   if (ticket.released || hold.released) return;
   const acquiredAt = formatCallSite(hold.site);
   if (channels.leak.hasSubscribers) {
-    channels.leak.publish({ target: hold.options.target, lockPath: hold.options.lockPath, mode: hold.mode, owner: hold.options.owner, heldForMs: hold.heldForMs, acquiredAt });
+    channels.leak.publish({ target: hold.options.target, lockPath: hold.options.name, mode: hold.mode, owner: hold.options.owner, heldForMs: hold.heldForMs, acquiredAt });
   }
   hold.unref();
   process.emitWarning(
-    `session-flock: a SessionLock for ${hold.options.lockPath} was garbage-collected while held, so it was released. ` +
+    `session-flock: a SessionLock for ${hold.options.name} was garbage-collected while held, so it was released. ` +
       `Call release() (or use withLock / await using). Acquired at:\n${acquiredAt}`,
     { type: 'SessionFlockLeakWarning', code: 'SESSION_FLOCK_LEAK' },
   );
@@ -98,7 +98,7 @@ export class SessionLock {
     // The request's own paths: another path to the same file (a hard link, a symlinked
     // folder) shares the entry, and so may a new file that reuses a removed one's inode.
     this.target = hold.options.target;
-    this.lockPath = hold.options.lockPath;
+    this.lockPath = hold.options.name;
     this.shared = hold.shared;
     this.acquiredAt = hold.acquiredAt;
     if (watch) watchSoon(this);
@@ -141,6 +141,9 @@ export class SessionLock {
     return this.release();
   }
 }
+
+/** The class of the public locks one API hands out (SessionLock, PostgresLock). */
+export type LockClass = new (hold: Hold, watch?: boolean) => SessionLock;
 
 /** @internal Starts the leak watch of a lock made with `watch` false (unless already released). */
 export function watchForLeak(lock: SessionLock): void {

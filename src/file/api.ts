@@ -5,15 +5,19 @@ import {
   type HeldLockInfo,
   heldLocksOf,
   joinHeldLock,
+  type LockFamily,
   releaseAllOf,
   runLocked,
   tryLockSync,
 } from '../core/locks';
-import { holdOf, type SessionLock } from '../core/session-lock';
+import { holdOf, SessionLock } from '../core/session-lock';
 import { fileBackend, inheritableDescriptor } from './backend';
 import { binding, isHandle, type NativeHandle } from './binding';
 import { existingLockKey, lockKeyOf } from './lock-key';
 import { type AcquireOptions, type ResolvedOptions, resolveOptions } from './options';
+
+/** The file API in the core: its group is one name, so that copies of this package that share the registry list each other's holds. */
+const fileLocks: LockFamily<NativeHandle> = { group: 'file', backend: fileBackend, lockClass: SessionLock };
 
 /**
  * The lock file of a request, opened (and created if missing): its descriptor tells the
@@ -61,7 +65,7 @@ export function acquire(target: string, options?: AcquireOptions): Promise<Sessi
     const resolved = resolveOptions(target, options);
     const site = captureCallSite(acquire);
     const opened = openFor(resolved);
-    return acquireLock(fileBackend, keyOf(opened, resolved), resolved, site, opened);
+    return acquireLock(fileLocks, keyOf(opened, resolved), resolved, site, opened);
   } catch (error) {
     return Promise.reject(error);
   }
@@ -76,7 +80,7 @@ export function tryAcquireSync(target: string, options?: AcquireOptions): Sessio
   const resolved = resolveOptions(target, options);
   const site = captureCallSite(tryAcquireSync);
   const opened = openFor(resolved);
-  return tryLockSync(fileBackend, keyOf(opened, resolved), resolved, site, opened);
+  return tryLockSync(fileLocks, keyOf(opened, resolved), resolved, site, opened);
 }
 
 /** Promise form of tryAcquireSync(): one attempt, never waits. */
@@ -103,12 +107,12 @@ export async function withLock<T>(
   const site = captureCallSite(withLock);
   const opened = openFor(resolved);
   const key = keyOf(opened, resolved);
-  return runLocked(key, acquireLock(fileBackend, key, resolved, site, opened), fn);
+  return runLocked(key, acquireLock(fileLocks, key, resolved, site, opened), fn);
 }
 
 /** The locks this process holds now, with where each was acquired. */
 export function heldLocks(): HeldLockInfo[] {
-  return heldLocksOf(fileBackend.family);
+  return heldLocksOf(fileLocks);
 }
 
 /**
@@ -118,7 +122,7 @@ export function heldLocks(): HeldLockInfo[] {
  * to the number of held locks closed.
  */
 export function releaseAll(): Promise<number> {
-  return releaseAllOf(fileBackend.family);
+  return releaseAllOf(fileLocks);
 }
 
 /**
@@ -128,7 +132,7 @@ export function releaseAll(): Promise<number> {
  */
 export function joinHeld(lockPath: string): SessionLock | null {
   const key = existingLockKey(lockPath);
-  return key === null ? null : joinHeldLock(key);
+  return key === null ? null : joinHeldLock(fileLocks, key);
 }
 
 /** @internal for the CLI's `run`: the lock's descriptor, made inheritable by children or not. */

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { uvErrno } from '../core/errors';
+import { INTERFACE_VERSION } from './interface-version';
+import { uvErrno } from './system-error';
 
 /**
  * An open lock-file descriptor of the addon, named by a number (≥ 1) that no later
@@ -83,8 +84,6 @@ export interface RawBinding {
   readonly INTERFACE_VERSION: number;
 }
 
-/** The shape of the addon this TypeScript was written against (native/binding.c). */
-const INTERFACE_VERSION = 9;
 
 const packageRoot = path.resolve(__dirname, '..', '..', '..');
 
@@ -136,7 +135,6 @@ export function loadBinding(): RawBinding {
   if (binding !== notLoaded) return binding;
   let loaded: RawBinding;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
     loaded = nodeGypBuild(packageRoot) as RawBinding;
     if (loaded.INTERFACE_VERSION !== INTERFACE_VERSION) {

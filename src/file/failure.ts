@@ -1,6 +1,22 @@
-import { LockUnsupportedError, systemError } from '../core/errors';
 import { binding } from './binding';
 import { filesystemType } from './filesystem';
+import { systemError } from './system-error';
+
+export class LockUnsupportedError extends Error {
+  override readonly name = 'LockUnsupportedError';
+  readonly code = 'ELOCKUNSUPPORTED';
+  constructor(
+    readonly lockPath: string,
+    readonly filesystem: string | null,
+    override readonly cause: NodeJS.ErrnoException,
+  ) {
+    super(
+      `file locks are not supported for ${lockPath}` +
+        (filesystem ? ` on its ${filesystem} filesystem` : '') +
+        ` (${cause.code} from ${cause.syscall})`,
+    );
+  }
+}
 
 const UNSUPPORTED = new Set(['ENOLCK', 'EOPNOTSUPP', 'ENOTSUP', 'ENOSYS']);
 

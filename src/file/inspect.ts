@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { invalidArgType } from '../core/errors';
-import { validatePath } from '../core/options';
+import { isLockPath, lockPathOf, targetOf, validatePath } from './lock-path';
 import {
   findDescriptorHolders,
   type KernelLock,
@@ -11,13 +11,12 @@ import {
   type ProcLocksRead,
   readProcLocks,
 } from './proc-locks';
-import { type HolderRecord, type LockFileContent, readLockFile } from './record';
-import { registry } from '../core/registry';
+import { type HolderRecord, type LockFileContent, readLockFile, writtenOnThisHost } from './record';
+import { heldLockOf } from '../core/locks';
 import { networkFilesystem } from './filesystem';
 import { existingLockKey } from './lock-key';
 import { binding, isHandle } from './binding';
 import { pidAlive } from '../core/process-alive';
-import { hostName } from '../core/host';
 
 export type LockState = 'free' | 'held' | 'missing' | 'unknown';
 export type LockMode = 'shared' | 'exclusive';
@@ -112,18 +111,14 @@ function modeOf(access: string): LockMode | null {
 
 
 function recordLocal(record: HolderRecord): boolean {
-  return typeof record.hostname !== 'string' || record.hostname === hostName();
+  return writtenOnThisHost(record.hostname);
 }
 
 /** This process's own hold of `lockPath`, from the shared registry. */
 function ownHold(lockPath: string): { acquiredAt: number; owner: string | null; mode: LockMode; waiters: number } | null {
   const key = existingLockKey(lockPath);
-  const entry = key === null ? undefined : registry.entries.get(key);
-  if (entry === undefined) return null;
-  for (const hold of entry.holds) {
-    if (!hold.released) return { acquiredAt: hold.acquiredAt, owner: hold.options.owner, mode: hold.mode, waiters: entry.waiters };
-  }
-  return null;
+  const held = key === null ? null : heldLockOf(key);
+  return held === null ? null : { acquiredAt: held.acquiredAt, owner: held.owner, mode: held.mode, waiters: held.waiters };
 }
 
 /** A non-blocking probe: shared try-lock, then (only if that succeeded) exclusive; released at once. Never creates the file. */
@@ -421,14 +416,10 @@ export function inspect(target: string, options?: InspectOptions): Promise<LockS
 function inspectResolved(target: string, options: InspectOptions | undefined, context: Context): LockStatus {
   const absolute = validatePath('target', target);
   if (options !== undefined && (typeof options !== 'object' || options === null)) throw invalidArgType('options', 'of type object', options);
-  const lockPath = options?.lockPath === undefined ? `${absolute}.lock` : validatePath('options.lockPath', options.lockPath);
+  const lockPath = options?.lockPath === undefined ? lockPathOf(absolute) : validatePath('options.lockPath', options.lockPath);
   return inspectSync(absolute, lockPath, context);
 }
 
-/** `a.jsonl.lock` -> `a.jsonl`; anything else is its own target. */
-function targetOf(lockPath: string): string {
-  return lockPath.endsWith('.lock') ? lockPath.slice(0, -'.lock'.length) : lockPath;
-}
 
 /**
  * Every lock in `dir`: each `*.lock` file, sorted by path. With
@@ -454,7 +445,7 @@ export async function listLocks(dir: string, options?: ListLocksOptions): Promis
       const full = path.join(folder, entry.name);
       if (entry.isDirectory()) {
         if (recursive) walk(full, false);
-      } else if (entry.name.endsWith('.lock')) {
+      } else if (isLockPath(entry.name)) {
         lockPaths.add(full);
       }
     }

@@ -1,16 +1,6 @@
 import { invalidArgType, outOfRange } from '../core/errors';
-import {
-  DEFAULT_TIMEOUT_MS,
-  LOCK_OPTION_KEYS,
-  type LockOptions,
-  optionalBoolean,
-  optionalDuration,
-  optionalOwner,
-  optionalSignal,
-  optionsObject,
-  type ResolvedLockOptions,
-  validatePath,
-} from '../core/options';
+import { LOCK_OPTION_KEYS, type LockOptions, optionalBoolean, optionsObject, type ResolvedLockOptions, resolveLockOptions } from '../core/options';
+import { lockPathOf, validatePath } from './lock-path';
 
 export interface AcquireOptions extends LockOptions {
   /** Default `${target}.lock`. */
@@ -27,40 +17,45 @@ export interface AcquireOptions extends LockOptions {
   fileMode?: number;
 }
 
+/** A file request's options: the core's, whose `name` is the lock file's path, and the file backend's own. */
 export interface ResolvedOptions extends ResolvedLockOptions {
-  record: boolean;
-  removeLockFile: boolean;
-  fileMode: number;
+  readonly lockPath: string;
+  readonly record: boolean;
+  readonly removeLockFile: boolean;
+  readonly fileMode: number;
 }
 
 const KNOWN_KEYS: ReadonlySet<string> = new Set([...LOCK_OPTION_KEYS, 'lockPath', 'record', 'removeLockFile', 'fileMode']);
+
+function optionalFileMode(o: Record<string, unknown>): number {
+  if (o.fileMode === undefined) return 0o600;
+  if (typeof o.fileMode !== 'number') throw invalidArgType('options.fileMode', 'of type number', o.fileMode);
+  if (!Number.isInteger(o.fileMode) || o.fileMode < 0 || o.fileMode > 0o7777) {
+    throw outOfRange('options.fileMode', 'an integer from 0 to 0o7777', o.fileMode);
+  }
+  return o.fileMode;
+}
 
 /** All argument checks of acquire/tryAcquire/withLock; native code trusts what leaves here. */
 export function resolveOptions(target: unknown, options: unknown): ResolvedOptions {
   const absoluteTarget = validatePath('target', target);
   const o = optionsObject(options, KNOWN_KEYS);
-  const lockPath = o.lockPath === undefined ? `${absoluteTarget}.lock` : validatePath('options.lockPath', o.lockPath);
-  const signal = optionalSignal(o);
-  const owner = optionalOwner(o);
-  let fileMode = 0o600;
-  if (o.fileMode !== undefined) {
-    if (typeof o.fileMode !== 'number') throw invalidArgType('options.fileMode', 'of type number', o.fileMode);
-    if (!Number.isInteger(o.fileMode) || o.fileMode < 0 || o.fileMode > 0o7777) {
-      throw outOfRange('options.fileMode', 'an integer from 0 to 0o7777', o.fileMode);
-    }
-    fileMode = o.fileMode;
-  }
+  const lockPath = o.lockPath === undefined ? lockPathOf(absoluteTarget) : validatePath('options.lockPath', o.lockPath);
+  const core = resolveLockOptions(o, absoluteTarget, lockPath);
+  // Field by field, not `...core`: on every acquire, a spread here cost more than the
+  // acquire's own system calls (V8 builds the copy the slow way).
   return {
-    target: absoluteTarget,
+    name: core.name,
+    target: core.target,
+    shared: core.shared,
+    timeoutMs: core.timeoutMs,
+    signal: core.signal,
+    owner: core.owner,
+    maxHoldMs: core.maxHoldMs,
+    reentrant: core.reentrant,
     lockPath,
-    shared: optionalBoolean(o, 'shared', false),
-    timeoutMs: optionalDuration(o, 'timeoutMs', DEFAULT_TIMEOUT_MS, true),
-    signal,
-    owner,
     record: optionalBoolean(o, 'record', true),
     removeLockFile: optionalBoolean(o, 'removeLockFile', false),
-    maxHoldMs: optionalDuration(o, 'maxHoldMs', Infinity, false),
-    reentrant: optionalBoolean(o, 'reentrant', true),
-    fileMode,
+    fileMode: optionalFileMode(o),
   };
 }

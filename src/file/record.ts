@@ -181,3 +181,8 @@ export function readRecord(lockPath: string): HolderRecord | null {
   const content = readLockFile(lockPath);
   return content.kind === 'record' ? content.record : null;
 }
+
+/** Whether a record's hostname names this machine (a record without one is taken as local): only then do its pids mean anything here. */
+export function writtenOnThisHost(hostname: unknown): boolean {
+  return typeof hostname !== 'string' || hostname === hostName();
+}

@@ -1,8 +1,7 @@
-import { BUSY, GRANTED, type LockBackend } from '../core/backend';
+import { BUSY, GRANTED, type GrantedLock, type LockBackend, type LockRequest, type WaitReport } from '../core/backend';
 import { type HolderAnswer, HolderUnknown, LockLostError } from '../core/errors';
 import type { Hold } from '../core/hold';
-import type { LockEntry, Waiter } from '../core/lock-entry';
-import type { SessionLock } from '../core/session-lock';
+import type { ResolvedLockOptions } from '../core/options';
 import { type AdvisoryAttempt, type AdvisoryGrant, AdvisoryLocks, type AdvisoryRequest } from './advisory';
 import { holderInfo, queryLocks, statusOfKey } from './inspect';
 import type { ConnectionPool } from './pool';
@@ -29,18 +28,14 @@ const HOLDER_LOOKUP_MS = 500;
  * is one pg_try_advisory_lock. The FIFO and re-entrancy stay in the core, so
  * the server sees at most one request per key from this process.
  */
-export class PostgresBackend implements LockBackend<PostgresHandle> {
+export class PostgresBackend implements LockBackend<PostgresHandle, ResolvedLockOptions> {
   readonly adoptableWaits = false;
   readonly advisory: AdvisoryLocks;
   private readonly prefix: string;
-  /** The last server failure a wait of the entry outlived, for its timeout error. */
-  private readonly failures = new WeakMap<LockEntry<PostgresHandle>, LockServerError>();
+  /** The last server failure the latest wait on a key outlived, for its timeout error; a new wait forgets it. */
+  private readonly failures = new Map<bigint, LockServerError>();
 
-  constructor(
-    readonly family: object,
-    readonly pool: ConnectionPool,
-    readonly lockClass: new (hold: Hold<PostgresHandle>, watch?: boolean) => SessionLock,
-  ) {
+  constructor(readonly pool: ConnectionPool) {
     this.advisory = new AdvisoryLocks(pool);
     this.prefix = `postgres#${++lockSets}:`;
   }
@@ -50,17 +45,19 @@ export class PostgresBackend implements LockBackend<PostgresHandle> {
     return `${this.prefix}${lockKey}`;
   }
 
-  private lockKeyOf(entry: LockEntry<PostgresHandle>): bigint {
-    return BigInt(entry.key.slice(this.prefix.length));
+  private lockKeyOf(registryKey: string): bigint {
+    return BigInt(registryKey.slice(this.prefix.length));
   }
 
-  private requestOf(entry: LockEntry<PostgresHandle>, waiter: Waiter<PostgresHandle>): AdvisoryRequest {
-    const { shared, owner } = waiter.options;
-    return { lockKey: this.lockKeyOf(entry), namespace: this.pool.settings.namespace, key: entry.target, shared, owner };
+  private requestOf(waiter: LockRequest<PostgresHandle>): AdvisoryRequest {
+    const { shared, owner, target } = waiter.options;
+    return { lockKey: this.lockKeyOf(waiter.key), namespace: this.pool.settings.namespace, key: target, shared, owner };
   }
 
-  startWait(entry: LockEntry<PostgresHandle>, waiter: Waiter<PostgresHandle>, remainingMs: number): void {
-    const handle: PostgresHandle = { request: this.requestOf(entry, waiter), attempt: null, grant: null };
+  startWait(waiter: LockRequest<PostgresHandle>, remainingMs: number, report: WaitReport<PostgresHandle>): void {
+    const handle: PostgresHandle = { request: this.requestOf(waiter), attempt: null, grant: null };
+    const { lockKey } = handle.request;
+    this.failures.delete(lockKey);
     waiter.handle = handle;
     const attempt = this.advisory.attempt(handle.request, remainingMs);
     handle.attempt = attempt;
@@ -68,29 +65,29 @@ export class PostgresBackend implements LockBackend<PostgresHandle> {
       (grant) => {
         handle.attempt = null;
         handle.grant = grant;
-        if (attempt.lastFailure !== null && grant === null) this.failures.set(entry, attempt.lastFailure);
-        entry.waitSettled(handle, grant === null ? BUSY : GRANTED, grant?.token);
+        if (attempt.lastFailure !== null && grant === null) this.failures.set(lockKey, attempt.lastFailure);
+        report.waitSettled(handle, grant === null ? BUSY : GRANTED, grant?.token);
       },
       (error: LockServerError) => {
         handle.attempt = null;
         // Name the lock: pg's own errors ("Connection terminated unexpectedly") do not.
-        entry.waitSettled(handle, new LockServerError(error.code, `acquiring ${entry.lockPath}: ${error.message}`, error.cause ?? error));
+        report.waitSettled(handle, new LockServerError(error.code, `acquiring ${waiter.options.name}: ${error.message}`, error.cause ?? error));
       },
     );
   }
 
-  cancelWait(entry: LockEntry<PostgresHandle>, handle: PostgresHandle): void {
+  cancelWait(handle: PostgresHandle): void {
     // The timeout error (built right after) names the failure the wait was outliving.
     const failure = handle.attempt?.lastFailure;
-    if (failure) this.failures.set(entry, failure);
+    if (failure) this.failures.set(handle.request.lockKey, failure);
     handle.attempt?.cancel();
   }
 
-  granted(hold: Hold<PostgresHandle>): void {
+  granted(hold: GrantedLock<PostgresHandle>): void {
     const grant = hold.handle.grant;
     if (grant === null) return;
     const lose = (error: Error): void =>
-      hold.lose(new LockLostError(hold.entry.lockPath, hold.entry.target, `the connection that holds it failed: ${error.message}`, error));
+      hold.lose(new LockLostError(hold.options.name, hold.options.target, `the connection that holds it failed: ${error.message}`, error));
     if (grant.lostWith !== null) lose(grant.lostWith);
     else grant.onLost = lose;
   }
@@ -107,26 +104,26 @@ export class PostgresBackend implements LockBackend<PostgresHandle> {
     if (grant.lostWith !== null && grant.onLost === null) this.granted(hold);
   }
 
-  release(hold: Hold<PostgresHandle>): Promise<void> {
+  release(hold: GrantedLock<PostgresHandle>): Promise<void> {
     const grant = hold.handle.grant!;
     hold.handle.grant = null;
     return this.advisory.release(grant);
   }
 
-  releaseHandle(_entry: LockEntry<PostgresHandle>, handle: PostgresHandle): void {
+  releaseHandle(handle: PostgresHandle): void {
     const grant = handle.grant;
     handle.grant = null;
     if (grant !== null) void this.advisory.release(grant);
   }
 
   /** Within HOLDER_LOOKUP_MS, whatever the server does; "the server did not answer" past it. */
-  async describeHolder(entry: LockEntry<PostgresHandle>): Promise<HolderAnswer> {
-    const failure = this.failures.get(entry);
+  async describeHolder(registryKey: string, options: ResolvedLockOptions): Promise<HolderAnswer> {
+    const lockKey = this.lockKeyOf(registryKey);
+    const failure = this.failures.get(lockKey);
     if (failure !== undefined) {
-      this.failures.delete(entry);
+      this.failures.delete(lockKey);
       return new HolderUnknown(`the server could not be reached while waiting: ${failure.message}`);
     }
-    const lockKey = this.lockKeyOf(entry);
     const { settings } = this.pool;
     let timer: NodeJS.Timeout | undefined;
     const silent = new Promise<HolderAnswer>((resolve) => {
@@ -135,7 +132,7 @@ export class PostgresBackend implements LockBackend<PostgresHandle> {
     const lookup = (async (): Promise<HolderAnswer> => {
       const connection = this.pool.anyAnswering() ?? (await this.pool.forStatement(HOLDER_LOOKUP_MS));
       const statuses = await queryLocks(connection, this.pool.sql, lockKey, null, settings.hostname, Infinity);
-      return holderInfo(statusOfKey(statuses, lockKey, entry.target, settings.namespace));
+      return holderInfo(statusOfKey(statuses, lockKey, options.target, settings.namespace));
     })().catch((error: Error) => new HolderUnknown(`the server could not be asked: ${error.message}`));
     try {
       return await Promise.race([lookup, silent]);

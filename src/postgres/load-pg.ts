@@ -12,7 +12,6 @@ let pg: Pg | undefined;
 export function loadPg(): Pg {
   if (pg !== undefined) return pg;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     pg = require('pg') as Pg;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;

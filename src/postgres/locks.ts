@@ -1,8 +1,8 @@
 import { invalidArgType, invalidArgValue } from '../core/errors';
 import { captureCallSite } from '../core/hold';
-import { acquireLock, type HeldLockInfo, heldLocksOf, releaseAllOf, runLocked, tryLock } from '../core/locks';
+import { acquireLock, type HeldLockInfo, heldLocksOf, type LockFamily, releaseAllOf, runLocked, tryLock } from '../core/locks';
 import { LOCK_OPTION_KEYS, type LockOptions, optionsObject, type ResolvedLockOptions, resolveLockOptions } from '../core/options';
-import { PostgresBackend } from './backend';
+import { PostgresBackend, type PostgresHandle } from './backend';
 import { queryLocks, statusOfKey } from './inspect';
 import type { PostgresLocksOptions } from './options';
 import type { PostgresLockStatus } from './status';
@@ -53,6 +53,8 @@ class PostgresLockSet implements PostgresLocks {
   readonly namespace: string;
   private readonly pool: ConnectionPool;
   private readonly backend: PostgresBackend;
+  /** This set in the core: its own group, so heldLocks() and releaseAll() see only its locks. */
+  private readonly family: LockFamily<PostgresHandle>;
   private closed = false;
 
   constructor(options: PostgresLocksOptions | undefined) {
@@ -60,8 +62,8 @@ class PostgresLockSet implements PostgresLocks {
     loadPg();
     this.namespace = settings.namespace;
     this.pool = new ConnectionPool(settings);
-    // Hold<H> is invariant in H, so the generic SessionLock constructor needs this cast.
-    this.backend = new PostgresBackend(this, this.pool, PostgresLock as PostgresBackend['lockClass']);
+    this.backend = new PostgresBackend(this.pool);
+    this.family = { group: this, backend: this.backend, lockClass: PostgresLock };
   }
 
   private resolve(key: unknown, options: unknown): { registryKey: string; options: ResolvedLockOptions } {
@@ -76,7 +78,7 @@ class PostgresLockSet implements PostgresLocks {
   acquire(key: string, options?: PostgresAcquireOptions): Promise<PostgresLock> {
     try {
       const r = this.resolve(key, options);
-      return acquireLock(this.backend, r.registryKey, r.options, captureCallSite(this.acquire)) as Promise<PostgresLock>;
+      return acquireLock(this.family, r.registryKey, r.options, captureCallSite(this.acquire)) as Promise<PostgresLock>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -85,7 +87,7 @@ class PostgresLockSet implements PostgresLocks {
   tryAcquire(key: string, options?: PostgresAcquireOptions): Promise<PostgresLock | null> {
     try {
       const r = this.resolve(key, options);
-      return tryLock(this.backend, r.registryKey, r.options, captureCallSite(this.tryAcquire)) as Promise<PostgresLock | null>;
+      return tryLock(this.family, r.registryKey, r.options, captureCallSite(this.tryAcquire)) as Promise<PostgresLock | null>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -94,7 +96,7 @@ class PostgresLockSet implements PostgresLocks {
   async withLock<T>(key: string, fn: (lock: PostgresLock) => T | Promise<T>, options?: PostgresAcquireOptions): Promise<T> {
     if (typeof fn !== 'function') throw invalidArgType('fn', 'of type function', fn);
     const r = this.resolve(key, options);
-    const acquired = acquireLock(this.backend, r.registryKey, r.options, captureCallSite(this.withLock));
+    const acquired = acquireLock(this.family, r.registryKey, r.options, captureCallSite(this.withLock));
     return runLocked(r.registryKey, acquired, fn as (lock: unknown) => T | Promise<T>);
   }
 
@@ -118,16 +120,16 @@ class PostgresLockSet implements PostgresLocks {
   }
 
   heldLocks(): HeldLockInfo[] {
-    return heldLocksOf(this);
+    return heldLocksOf(this.family);
   }
 
   releaseAll(): Promise<number> {
-    return releaseAllOf(this);
+    return releaseAllOf(this.family);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await releaseAllOf(this);
+    await releaseAllOf(this.family);
     await this.pool.close();
   }
 }

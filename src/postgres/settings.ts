@@ -1,7 +1,7 @@
-import * as os from 'node:os';
 import type { ClientConfig } from 'pg';
 import type { PostgresLocksOptions } from './options';
 import { invalidArgType, invalidArgValue, outOfRange } from '../core/errors';
+import { hostName } from '../core/host';
 import { optionsObject } from '../core/options';
 
 export interface PostgresSettings {
@@ -68,7 +68,7 @@ export function resolveSettings(options: PostgresLocksOptions | undefined): Post
   }
   const client: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(o)) if (!OWN_KEYS.has(key) && value !== undefined) client[key] = value;
-  const hostname = os.hostname();
+  const hostname = hostName();
   client.application_name ??= applicationName(hostname);
   client.keepAlive = true;
   client.keepAliveInitialDelayMillis ??= Math.floor(connectionLossMs / 4);

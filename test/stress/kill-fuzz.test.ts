@@ -103,7 +103,7 @@ function writerPool(dir: string, mode: Mode) {
   const stopping = new Set<ChildProcess>();
   const deadline = Date.now() + SAFETY_MS;
   let total = 0;
-  let wake: Array<() => void> = [];
+  const wake: Array<() => void> = [];
   const notify = () => {
     for (const w of wake.splice(0)) w();
   };
