@@ -23,11 +23,11 @@ let callbackAt = 0n;
 bindingModule.binding.errorName(0); // loads the addon: the module's `binding` is now the addon itself
 const addon = bindingModule.binding;
 const waitLock = addon.waitLock;
-addon.waitLock = (handle, shared, file, context, done) =>
+addon.waitLock = (handle, shared, file, context, done, recordFields, serial) =>
   waitLock.call(addon, handle, shared, file, context, function (...args) {
     callbackAt = now();
     done.apply(this, args);
-  });
+  }, recordFields, serial);
 
 const waits = {
   async api(record) {
@@ -46,7 +46,7 @@ const waits = {
         callbackAt = t;
         addon.close(handle);
         resolve(t);
-      });
+      }, null, 0);
       say('waiting');
     });
   },
