@@ -168,8 +168,10 @@ export class AdvisoryLocks {
             wakeNow = null;
             if (cancelled) return null;
             const typed = pool.typed(error, 'waiting for an advisory lock');
-            if (!isTransient(error) || !pool.everConnected || Date.now() >= deadline) throw typed;
+            if (!isTransient(error) || !pool.everConnected) throw typed;
             state.lastFailure = typed;
+            // The budget ran out while the server was away: a timeout that names the cause, whichever timer fired first.
+            if (Date.now() >= deadline) return null;
             await this.sleep(Math.min(backoffMs, remaining()), (wake) => (wakeNow = wake));
             wakeNow = null;
             backoffMs = Math.min(backoffMs * 2, WAKE_RETRY_MS);

@@ -191,6 +191,24 @@ describe.skipIf(pgUrl === null || binaries === null || process.platform !== 'lin
     expect(error).toBeInstanceOf(LockTimeoutError);
     expect((error as Error).message).toMatch(/the server could not be reached while waiting: .*(ECONNREFUSED|57P01|ECONNRESET|ENOENT)/);
   });
+
+  it('a budget that ends while the server is down is a timeout however short, never the server error of its last try', async () => {
+    const locks = createPostgresLocks({ connectionString: cluster.url, namespace: freshNamespace(), connectionLossMs: 4000 });
+    onCleanup(() => locks.close());
+    await (await locks.acquire('k')).release();
+    await cluster.shutdown();
+    const errors: unknown[] = [];
+    try {
+      // A try that fails at the budget's end races the core's timer: both must end in the timeout.
+      for (const timeoutMs of [1, 1, 2, 5, 10, 20, 50]) errors.push(await locks.acquire('k', { timeoutMs }).catch((e: unknown) => e));
+    } finally {
+      await cluster.start();
+    }
+    for (const error of errors) {
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect((error as Error).message).toMatch(/the server could not be (reached while waiting|asked): .*(ECONNREFUSED|57P01|ECONNRESET|did not answer)/);
+    }
+  });
 });
 
 describe.skipIf(pgUrl === null)('the lease', () => {
