@@ -8,4 +8,5 @@ export type { HolderInfo } from './core/errors';
 export { LockServerError } from './postgres/server-error';
 export type { HolderRecord } from './file/record';
 export { inspect, listLocks } from './file/inspect';
-export type { LockStatus, LockHolder, LockWaiter, LockState, LockMode, InspectOptions, ListLocksOptions } from './file/inspect';
+export type { InspectOptions, ListLocksOptions } from './file/inspect';
+export type { LockHolder, LockMode, LockState, LockStatus, LockWaiter } from './file/lock-status';
