@@ -25,7 +25,8 @@ const addon = bindingModule.binding;
 const waitLock = addon.waitLock;
 addon.waitLock = (handle, shared, file, context, done, recordFields, serial) =>
   waitLock.call(addon, handle, shared, file, context, function (...args) {
-    callbackAt = now();
+    // The second call of a grant (AFTER_GRANT) comes after the acquirer resumed: not the wake-up.
+    if (args[1] !== addon.AFTER_GRANT) callbackAt = now();
     done.apply(this, args);
   }, recordFields, serial);
 
@@ -41,7 +42,8 @@ const waits = {
   binding() {
     return new Promise((resolve) => {
       const handle = addon.open(lockPath, 0o600, true);
-      waitLock.call(addon, handle, false, lockPath, {}, () => {
+      waitLock.call(addon, handle, false, lockPath, {}, (_id, code) => {
+        if (code === addon.AFTER_GRANT) return;
         const t = now();
         callbackAt = t;
         addon.close(handle);

@@ -144,7 +144,10 @@ static napi_value js_try_lock(napi_env env, napi_callback_info info) {
  * NOT_EMPTY (granted, but the file holds data: no record was written),
  * REPLACED (granted on a file that was unlinked or replaced: close and retry),
  * CANCELLED, or an error; when granted, `grantedAt` is the epoch ms of the
- * grant and `path` is undefined, else 0 and the path. */
+ * grant and `path` is undefined, else 0 and the path. A granted wait calls done
+ * once more, with code AFTER_GRANT, in the same turn of the event loop but after
+ * the promises the first call resolved have run (another item of the same
+ * threadsafe-function dispatch, each of which ends with its microtasks). */
 static napi_value js_wait_lock(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   instance_t *inst;
@@ -398,6 +401,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"CANCELLED", SF_CANCELLED},
       {"NOT_REGULAR", SF_NOT_REGULAR},
       {"NOT_EMPTY", SF_NOT_EMPTY},
+      {"AFTER_GRANT", AFTER_GRANT},
       {"RELEASE_CLEAR_RECORD", RELEASE_CLEAR_RECORD},
       {"RELEASE_REMOVE_FILE", RELEASE_REMOVE_FILE},
       {"RELEASE_SHARED", RELEASE_SHARED},

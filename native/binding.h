@@ -64,6 +64,9 @@ typedef struct handle handle_t;
  * was closed never reaches the handle that took its slot later; JavaScript
  * closes every handle it opens (a leaked SessionLock is released by its
  * FinalizationRegistry), and the env's cleanup hook closes what is left. */
+/* The second call of a granted wait's done(), once the acquirer's code has run (see waitLock). */
+#define AFTER_GRANT (-0x7e000001)
+
 #define SLOT_BITS 22 /* over a million descriptors per env; ids stay below 2^53 */
 #define SLOT_LIMIT ((uint32_t)1 << SLOT_BITS)
 #define NO_SLOT UINT32_MAX

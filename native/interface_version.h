@@ -2,4 +2,4 @@
  * constants. Bumped whenever they change; the build hands it to src/file/binding.ts
  * (scripts/build-ts.mjs), which refuses an addon of another version. The one place it
  * is written. */
-#define SF_INTERFACE_VERSION 9
+#define SF_INTERFACE_VERSION 10

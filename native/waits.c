@@ -6,6 +6,9 @@
 
 #include "binding.h"
 
+/* The data of a threadsafe-function call that is a grant's AFTER_GRANT call. */
+static char after_grant;
+
 /* One wait: shared by its thread and its threadsafe function's finalizer. */
 typedef struct {
   handle_t *h;
@@ -115,16 +118,36 @@ static void wait_thread(void *arg) {
   if (!w->tsfn_gone) {
     /* Unless the early wake is still queued (it then delivers the result), deliver it. */
     if (!w->woken || w->loop_came_early) napi_call_threadsafe_function(w->tsfn, NULL, napi_tsfn_nonblocking);
+    /* Queued behind the delivery, so the loop runs it after the acquirer's code (see waitLock). */
+    if (r == 0 || r == SF_NOT_EMPTY) napi_call_threadsafe_function(w->tsfn, &after_grant, napi_tsfn_nonblocking);
     napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
   }
   sf_mutex_unlock(h->mu);
   wait_release(w);
 }
 
+/* The AFTER_GRANT call of a granted wait; it lets go of the context. */
+static void wait_after_grant(napi_env env, napi_value callback, wait_t *w) {
+  if (w->context == NULL) return;
+  napi_value recv = NULL, argv[4];
+  napi_status context_status = napi_get_reference_value(env, w->context, &recv);
+  napi_delete_reference(env, w->context);
+  w->context = NULL;
+  if (context_status != napi_ok || recv == NULL) return;
+  NAPI_BUG(napi_create_double(env, w->id, &argv[0]));
+  argv[1] = make_int(env, AFTER_GRANT);
+  NAPI_BUG(napi_create_double(env, 0, &argv[2]));
+  NAPI_BUG(napi_get_undefined(env, &argv[3]));
+  napi_call_function(env, recv, callback, 4, argv, NULL);
+}
+
 static void wait_deliver(napi_env env, napi_value callback, void *context, void *data) {
   if (env == NULL) return;
-  (void)data;
   wait_t *w = context;
+  if (data == &after_grant) {
+    wait_after_grant(env, callback, w);
+    return;
+  }
   /* An early wake (see wait_thread) may come before the result is final: the
    * thread then calls again once it is. */
   sf_mutex_lock(w->h->mu);
@@ -133,10 +156,14 @@ static void wait_deliver(napi_env env, napi_value callback, void *context, void 
   sf_mutex_unlock(w->h->mu);
   if (!finished) return;
   w->inst->waits_in_flight--;
+  int granted = r == 0 || r == SF_NOT_EMPTY;
   napi_value recv = NULL, argv[4];
   napi_status context_status = napi_get_reference_value(env, w->context, &recv);
-  napi_delete_reference(env, w->context);
-  w->context = NULL;
+  /* A grant's context serves its AFTER_GRANT call too. */
+  if (!granted) {
+    napi_delete_reference(env, w->context);
+    w->context = NULL;
+  }
   /* Reading the context, making the path string and the call fail only when no
    * JavaScript can run any more: the env's cleanup hook then closes the
    * descriptor, and nothing is left to tell. */
@@ -145,7 +172,6 @@ static void wait_deliver(napi_env env, napi_value callback, void *context, void 
   argv[1] = make_int(env, r);
   /* The grant's time from the wait thread: reading the clock on an event loop
    * that just woke up costs more than the rest of the handoff's JavaScript. */
-  int granted = r == 0 || r == SF_NOT_EMPTY;
   NAPI_BUG(napi_create_double(env, granted ? w->granted_at : 0, &argv[2]));
   if (granted) NAPI_BUG(napi_get_undefined(env, &argv[3]));
   else if (napi_create_string_utf8(env, w->path, NAPI_AUTO_LENGTH, &argv[3]) != napi_ok) return;

@@ -263,6 +263,34 @@ describe('the core through a fake backend', () => {
     expect(api.backend.waits).toHaveLength(0);
   });
 
+  it("a grant's bookkeeping waits for the backend's afterGrant() where it calls one, else for the next turn", async () => {
+    const events: string[] = [];
+    const onAcquire = (message: unknown) => events.push(`acquired ${(message as { lockPath: string }).lockPath}`);
+    diagnostics.subscribe('session-flock:acquire', onAcquire);
+    try {
+      for (const callsAfterGrant of [true, false]) {
+        events.length = 0;
+        const api = fakeApi({ callsAfterGrant });
+        const elsewhere = api.backend.holdElsewhere(api.key('a'));
+        const pending = api.acquire('a', { timeoutMs: 60_000 });
+        api.backend.letGo(elsewhere);
+        api.backend.settle(GRANTED);
+        const lock = await pending;
+        // The acquirer has resumed and the grant is live, but nothing announced it yet.
+        expect(lock.held).toBe(true);
+        expect(events).toEqual([]);
+        for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+        expect(events).toEqual(callsAfterGrant ? [] : ['acquired fake:a']);
+        api.backend.resumed();
+        expect(events).toEqual(['acquired fake:a']);
+        lock.releaseSync();
+        expect(events).toEqual(['acquired fake:a']);
+      }
+    } finally {
+      diagnostics.unsubscribe('session-flock:acquire', onAcquire);
+    }
+  });
+
   it('releases a lock that was dropped while held, and says where it was taken', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;

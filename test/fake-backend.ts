@@ -31,6 +31,7 @@ export interface FakeRelease {
 
 export class FakeBackend implements LockBackend<FakeHandle, ResolvedLockOptions> {
   readonly adoptableWaits: boolean;
+  readonly callsAfterGrant: boolean;
   trySync?: (request: LockRequest<FakeHandle, ResolvedLockOptions>) => boolean;
   /** Waits in flight, oldest first. */
   readonly waits: FakeWait[] = [];
@@ -43,8 +44,12 @@ export class FakeBackend implements LockBackend<FakeHandle, ResolvedLockOptions>
   private readonly holders = new Map<string, FakeHandle[]>();
   private lastId = 0;
 
-  constructor({ adoptableWaits = true, trySync = true } = {}) {
+  /** With callsAfterGrant: the reports of grants whose afterGrant() the test has not called yet (resumed()). */
+  private readonly grantsToResume: WaitReport<FakeHandle>[] = [];
+
+  constructor({ adoptableWaits = true, trySync = true, callsAfterGrant = false } = {}) {
     this.adoptableWaits = adoptableWaits;
+    this.callsAfterGrant = callsAfterGrant;
     // A backend whose every attempt is a round trip has no trySync (PostgreSQL).
     if (trySync) this.trySync = (request) => this.tryNow(request);
   }
@@ -107,11 +112,17 @@ export class FakeBackend implements LockBackend<FakeHandle, ResolvedLockOptions>
     if (outcome === GRANTED) {
       this.take(wait.handle);
       wait.report.waitSettled(wait.handle, GRANTED, `grant ${wait.handle.id}`, Date.now());
+      if (this.callsAfterGrant) this.grantsToResume.push(wait.report);
     } else {
       // A wait that ends without a grant closes its handle (the contract).
       wait.handle.closed = true;
       wait.report.waitSettled(wait.handle, outcome);
     }
+  }
+
+  /** With callsAfterGrant: says, as the file backend's addon does, that the acquirers of the grants so far have resumed. */
+  resumed(): void {
+    for (const report of this.grantsToResume.splice(0)) report.afterGrant();
   }
 
   /** Whether anyone, here or elsewhere, holds `key`. */

@@ -62,9 +62,17 @@ import type { HolderAnswer } from './errors';
  * `adoptableWaits`: a given-up wait may be handed to the next queued request of the same
  * mode instead of being cancelled (true for the file backend, whose kernel wait carries
  * no budget; false for PostgreSQL, whose wait runs under the first request's timeout).
+ *
+ * `callsAfterGrant`: after each GRANTED it reports, the backend calls `report.afterGrant()`
+ * once the acquirer's code, and every promise it chained, has run. The core's bookkeeping of
+ * a grant (the acquire event, the leak and long-hold watch, the waiter's timer and abort
+ * listener) waits for that call instead of a setImmediate of its own, which costs more than
+ * the rest of a handoff on an event loop that just woke up (true for the file backend, whose
+ * addon calls again in the same dispatch; false for PostgreSQL).
  */
 export interface LockBackend<H = unknown, O extends RequestOptions = RequestOptions> {
   readonly adoptableWaits: boolean;
+  readonly callsAfterGrant: boolean;
   trySync?(request: LockRequest<H, O>): boolean;
   startWait(request: LockRequest<H, O>, remainingMs: number, report: WaitReport<H, O>): void;
   cancelWait(handle: H): void;
@@ -101,6 +109,8 @@ export interface LockRequest<H = unknown, O extends RequestOptions = RequestOpti
 /** Where a backend reports the end of a wait that startWait() began. */
 export interface WaitReport<H = unknown, O extends RequestOptions = RequestOptions> {
   waitSettled(handle: H, outcome: WaitOutcome, grantData?: unknown, grantedAt?: number): void;
+  /** For a backend that callsAfterGrant: the acquirer of the grant it reported last has resumed. */
+  afterGrant(): void;
   /** The request a wait in flight serves now (another than its starter's once adopted), or null once given up. */
   requestOf(handle: H): LockRequest<H, O> | null;
 }

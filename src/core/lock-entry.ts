@@ -38,18 +38,25 @@ function forgetUnusedEntries(): void {
 }
 
 /**
- * Grants whose bookkeeping waits for the check phase of this turn of the event loop,
- * flat as (waiter, hold, lock) triples: the acquire event, the long-hold watch, the
- * backend's post-grant work, the leak watch, and clearing the waiter's timer and abort
- * listener. None of it is needed before the acquirer's code runs (a settled waiter's timer
- * or abort finds it settled and does nothing), and on an event loop that just woke up it
- * costs more than the rest of the handoff, so it runs once the acquirer's continuation,
- * and every microtask it queued, has run.
+ * Grants whose bookkeeping waits until the acquirer's continuation, and every microtask it
+ * queued, has run: the acquire event, the long-hold watch, the backend's post-grant work,
+ * the leak watch, and clearing the waiter's timer and abort listener. None of it is needed
+ * before the acquirer's code runs (a settled waiter's timer or abort finds it settled and
+ * does nothing), and on an event loop that just woke up it costs more than the rest of the
+ * handoff. Flat as (waiter, hold, lock) triples. It runs at the backend's afterGrant() (see
+ * LockBackend.callsAfterGrant), else in the check phase of this turn of the event loop.
  */
 let grantsToFinish: unknown[] = [];
+let finishScheduled = false;
+
+function finishGrantsThisTurn(): void {
+  finishScheduled = false;
+  finishGrants();
+}
 
 function finishGrants(): void {
   const grants = grantsToFinish;
+  if (grants.length === 0) return;
   grantsToFinish = [];
   for (let i = 0; i < grants.length; i += 3) {
     (grants[i + 1] as Hold).granted();
@@ -102,8 +109,11 @@ export class Waiter<H = unknown> implements Attempt<H> {
     return new this.lockClass(hold as Hold, false);
   }
 
-  /** Hands the acquirer a view of the live `hold`: `prepared` (from lockFor()), or a new one. */
-  grant(hold: Hold<H>, prepared?: SessionLock): void {
+  /**
+   * Hands the acquirer a view of the live `hold`: `prepared` (from lockFor()), or a new one.
+   * `backendCallsAfter`: the backend calls afterGrant() once the acquirer has resumed.
+   */
+  grant(hold: Hold<H>, prepared?: SessionLock, backendCallsAfter = false): void {
     this.settled = true;
     let lock: SessionLock;
     if (prepared === undefined) lock = this.lockFor(hold);
@@ -113,8 +123,11 @@ export class Waiter<H = unknown> implements Attempt<H> {
       (lock as { acquiredAt: number }).acquiredAt = hold.acquiredAt;
     }
     this.onGrant(lock);
+    grantsToFinish.push(this, hold, lock);
+    if (backendCallsAfter || finishScheduled) return;
+    finishScheduled = true;
     // Ref'd: the waiter's timer keeps the loop alive until then anyway.
-    if (grantsToFinish.push(this, hold, lock) === 3) setImmediate(finishGrants);
+    setImmediate(finishGrantsThisTurn);
   }
 
   /** A tryOnly attempt that found the lock held. */
@@ -381,6 +394,11 @@ export class LockEntry<H = unknown> implements HoldEntry<H>, WaitReport<H, Resol
     return waiter !== null && waiter.handle === handle ? waiter : null;
   }
 
+  /** The acquirer of the grant reported last has resumed (see LockBackend.callsAfterGrant). */
+  afterGrant(): void {
+    finishGrants();
+  }
+
   /** Where a backend reports the end of a wait that startWait() began (see backend.ts). */
   waitSettled(handle: H, outcome: WaitOutcome, grantData?: unknown, grantedAt?: number): void {
     const waiter = this.backendWaiter;
@@ -393,7 +411,7 @@ export class LockEntry<H = unknown> implements HoldEntry<H>, WaitReport<H, Resol
         // Every path that makes a waiter the backend waiter prepares it.
         const hold = (preparedHold as Hold<H>).begin(waiter.enqueuedAt, grantData, grantedAt);
         waiter.handle = null;
-        waiter.grant(hold, preparedLock ?? undefined);
+        waiter.grant(hold, preparedLock ?? undefined, this.backend.callsAfterGrant);
         // The common handoff: nobody else waits here, and the entry is in use. Every step
         // saved counts on an event loop that just woke up.
         if (this.queue.length === 0) return;

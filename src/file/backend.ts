@@ -79,6 +79,7 @@ function closing(attempt: FileRequest, error: Error): Error {
 /** The one completion callback of every wait (see binding.waitLock): `this` is the wait's report. */
 function waitEnded(this: FileReport, handle: NativeHandle, code: number, grantedAt: number, path: string | undefined): void {
   if (code === 0) this.waitSettled(handle, GRANTED, RECORD_WRITTEN, grantedAt);
+  else if (code === binding.AFTER_GRANT) this.afterGrant();
   else if (code === binding.NOT_EMPTY) grantedOverContent(this, handle, grantedAt);
   else settleWithout(this, handle, code, path);
 }
@@ -107,6 +108,7 @@ function startWait(waiter: FileRequest, _remainingMs: number, report: FileReport
 /** waitEnded() of a wait that writes no record: a grant leaves nothing to clear. */
 function waitEndedWithout(this: FileReport, handle: NativeHandle, code: number, grantedAt: number, path: string | undefined): void {
   if (code === 0 || code === binding.NOT_EMPTY) this.waitSettled(handle, GRANTED, undefined, grantedAt);
+  else if (code === binding.AFTER_GRANT) this.afterGrant();
   else settleWithout(this, handle, code, path);
 }
 
@@ -132,6 +134,7 @@ function release(hold: GrantedLock<NativeHandle, ResolvedOptions>, lastInProcess
  */
 export const fileBackend: LockBackend<NativeHandle, ResolvedOptions> = {
   adoptableWaits: true,
+  callsAfterGrant: true,
   trySync,
   startWait,
   cancelWait: (handle) => void binding.close(handle),

@@ -40,7 +40,9 @@ export interface RawBinding {
    * record run on that thread), NOT_EMPTY (granted, but the file holds data: no record
    * written), REPLACED (granted on a replaced file: close and retry), CANCELLED, or an
    * error code. Granted, `grantedAt` is when the kernel granted it (epoch ms) and `path`
-   * is undefined; else 0 and the path the wait was started with.
+   * is undefined; else 0 and the path the wait was started with. A granted wait then calls
+   * `done` once more with code AFTER_GRANT, in the same turn of the event loop but after
+   * the promises the first call resolved (and what they chained) have run.
    */
   waitLock<C extends object>(
     handle: NativeHandle,
@@ -78,6 +80,8 @@ export interface RawBinding {
   readonly CANCELLED: number;
   readonly NOT_REGULAR: number;
   readonly NOT_EMPTY: number;
+  /** The code of a granted wait's second call of `done` (see waitLock). */
+  readonly AFTER_GRANT: number;
   readonly RELEASE_CLEAR_RECORD: number;
   readonly RELEASE_REMOVE_FILE: number;
   readonly RELEASE_SHARED: number;

@@ -30,6 +30,7 @@ const HOLDER_LOOKUP_MS = 500;
  */
 export class PostgresBackend implements LockBackend<PostgresHandle, ResolvedLockOptions> {
   readonly adoptableWaits = false;
+  readonly callsAfterGrant = false;
   readonly advisory: AdvisoryLocks;
   private readonly prefix: string;
   /** The last server failure the latest wait on a key outlived, for its timeout error; a new wait forgets it. */
