@@ -129,11 +129,7 @@ async function handoff(busy) {
       await waiter.expect('acquired');
     }
     for (let i = 0; i < C.handoffs; i++) {
-      holder.send('acquire k');
-      await holder.expect('waiting');
-      await holder.expect('acquired');
-      waiter.send('acquire k');
-      await waiter.expect('waiting');
+      await holdAndQueue(holder, waiter);
       // Blocked on the server, or (busy) its try has failed and it waits for a wake-up.
       if (busy) await sleep(30);
       else await blockedOnServer(lockKey);
@@ -151,6 +147,15 @@ async function handoff(busy) {
   return { medianMs: median(samples), p90Ms: p90(samples), n: samples.length };
 }
 
+/** `holder` takes key k, then `waiter` asks for it (and is told to wait). */
+async function holdAndQueue(holder, waiter) {
+  holder.send('acquire k');
+  await holder.expect('waiting');
+  await holder.expect('acquired');
+  waiter.send('acquire k');
+  await waiter.expect('waiting');
+}
+
 /** A holder SIGKILLed → a waiter blocked on the server holds the lock, in ms. */
 async function sigkill() {
   const namespace = `bench-${randomUUID()}`;
@@ -160,11 +165,7 @@ async function sigkill() {
   try {
     for (let i = 0; i < C.kills; i++) {
       const holder = child(namespace);
-      holder.send('acquire k');
-      await holder.expect('waiting');
-      await holder.expect('acquired');
-      waiter.send('acquire k');
-      await waiter.expect('waiting');
+      await holdAndQueue(holder, waiter);
       await blockedOnServer(lockKey);
       const killed = now();
       holder.process.kill('SIGKILL');

@@ -194,23 +194,29 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return make_int(env, handle_close_slot(inst, slot));
 }
 
-/* sameFile(h, path): 0 | REPLACED | negative code */
-static napi_value js_same_file(napi_env env, napi_callback_info info) {
+/* Calls op(file, text) with the file of handle argv[0], unless a wait owns it
+ * (file_if_idle), and argv[1] as UTF-8: the shape of sameFile and writeRecord. */
+static napi_value with_file_and_text(napi_env env, napi_callback_info info, int (*op)(sf_file_t *, const char *)) {
   napi_value argv[2];
   instance_t *inst;
   ASSERT(get_args(env, info, 2, argv, &inst) == 2);
   uint32_t slot;
   handle_t *h;
   HANDLE_ARG(0, slot, h, SF_CANCELLED);
-  char *path = get_utf8(env, argv[1]);
-  if (path == NULL) return make_int(env, SF_NO_MEMORY);
+  char *text = get_utf8(env, argv[1]);
+  if (text == NULL) return make_int(env, SF_NO_MEMORY);
   sf_mutex_lock(h->mu);
   int r;
   sf_file_t *file = file_if_idle(h, &r);
-  if (file != NULL) r = sf_same_file(file, path);
+  if (file != NULL) r = op(file, text);
   sf_mutex_unlock(h->mu);
-  free(path);
+  free(text);
   return make_int(env, r);
+}
+
+/* sameFile(h, path): 0 | REPLACED | negative code */
+static napi_value js_same_file(napi_env env, napi_callback_info info) {
+  return with_file_and_text(env, info, sf_same_file);
 }
 
 static napi_value key_or_code(napi_env env, int r, const char *key) {
@@ -283,24 +289,14 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
   return make_int(env, handle_close_slot(inst, slot));
 }
 
+static int write_whole_record(sf_file_t *file, const char *text) {
+  return sf_write_record(file, text, strlen(text), 1);
+}
+
 /* writeRecord(h, text: string): 0 | negative code. Replaces whatever the file holds
  * (the caller has read it and found it replaceable) with `text`. */
 static napi_value js_write_record(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  instance_t *inst;
-  ASSERT(get_args(env, info, 2, argv, &inst) == 2);
-  uint32_t slot;
-  handle_t *h;
-  HANDLE_ARG(0, slot, h, SF_CANCELLED);
-  char *text = get_utf8(env, argv[1]);
-  if (text == NULL) return make_int(env, SF_NO_MEMORY);
-  sf_mutex_lock(h->mu);
-  int r;
-  sf_file_t *file = file_if_idle(h, &r);
-  if (file != NULL) r = sf_write_record(file, text, strlen(text), 1);
-  sf_mutex_unlock(h->mu);
-  free(text);
-  return make_int(env, r);
+  return with_file_and_text(env, info, write_whole_record);
 }
 
 /* setInheritable(h, inheritable: boolean): native descriptor number | negative code */

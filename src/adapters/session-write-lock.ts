@@ -303,7 +303,7 @@ export async function acquireSessionWriteLock(params: SessionWriteLockParams): P
         // No lock file is left once this process lets go, as with the old module.
         removeLockFile: true,
         signal: link === null ? generation : link.signal,
-        // Inside the core's withLock() of this session: re-entrant joins it;
+        // Inside the core's withLock() of the same session file: re-entrant joins it;
         // non-re-entrant fails at once with LockDeadlockError instead of
         // waiting out its budget for itself.
         reentrant: allowReentrant,

@@ -145,7 +145,7 @@ export function loadBinding(): RawBinding {
       // A stale build or prebuild next to newer JavaScript: fail clearly, not with odd lock errors.
       throw new Error(
         `${nodeGypBuild.resolve(packageRoot)} has interface version ${loaded.INTERFACE_VERSION ?? 'none'}, ` +
-          `this session-flock needs ${INTERFACE_VERSION}: rebuild it (npm run build:native) or reinstall`,
+          `the installed session-flock JavaScript needs ${INTERFACE_VERSION}: rebuild it (npm run build:native) or reinstall`,
       );
     }
     binding = loaded;

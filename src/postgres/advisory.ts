@@ -252,7 +252,7 @@ export class AdvisoryLocks {
       }
       if (connection.cancelled) {
         // Granted as the cancel request flew: that request may still hit a later statement
-        // on this session, and nobody wants this grant. Closing frees it.
+        // on the same connection, and nobody wants this grant. Closing frees it.
         connection.destroy();
         return null;
       }
@@ -281,7 +281,7 @@ export class AdvisoryLocks {
     throw error;
   }
 
-  /** Drops this session's row of a wait that ended without a grant. */
+  /** Drops the connection's diagnostics row of a wait that ended without a grant. */
   private async forget(connection: LockConnection, request: AdvisoryRequest): Promise<void> {
     const sql = this.pool.sql.forget;
     if (sql !== null) await connection.query(sql, [request.lockKey.toString()], this.pool.settings.leaseMs, 'dropping a diagnostics row').catch(() => undefined);

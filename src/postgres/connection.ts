@@ -26,7 +26,7 @@ function where(client: Client): string {
  * The holds on it are a lease from that time (settings.leaseMs).
  */
 export class LockConnection {
-  /** Why this session can no longer be trusted; null while healthy. */
+  /** Why the server session behind this connection can no longer be trusted; null while healthy. */
   broken: Error | null = null;
   /** A cancel request was sent: it may still hit a later statement, so never reuse. */
   cancelled = false;
@@ -40,7 +40,7 @@ export class LockConnection {
   answeredSentAt: number;
   /** Epoch ms since the connection has had no holds (for closing spare ones). */
   freeSince = Date.now();
-  /** The holds on this session: each is told once if the session breaks. */
+  /** The holds on this connection's server session: each is told once if it breaks. */
   readonly holds = new Map<object, (error: Error) => void>();
   private onBroken: ((connection: LockConnection) => void) | null = null;
   private onNotification: ((payload: string) => void) | null = null;
@@ -247,7 +247,7 @@ export class LockConnection {
   }
 
   /**
-   * Asks the server to cancel this session's running statement, on a separate connection
+   * Asks the server to cancel the statement this connection is running, on a separate connection
    * as the protocol requires, within `boundMs`. Best effort: resolves when the request was
    * sent or could not be; the caller still waits for the statement to settle.
    */

@@ -46,7 +46,7 @@ export interface Statements {
   wait: { shared: string; exclusive: string };
   /** $1 key. */
   release: { shared: string; exclusive: string };
-  /** $1 key: drops this session's row of a wait that ended without a grant. */
+  /** $1 key: drops the calling server session's row of a wait that ended without a grant. */
   forget: string | null;
   locks: string;
 }
@@ -126,7 +126,7 @@ export function statements(schema: string, withSchema = true): Statements {
       END AS ready`,
     // Drops rows of dead backends; run when a connection opens.
     sweep: `DELETE FROM ${holders} h WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = h.backend_pid)`,
-    // Server-side loss detection for this session; guarded by version so older servers still connect.
+    // Server-side loss detection for the connection's server session; guarded by version so older servers still connect.
     session: `SELECT pg_backend_pid() AS backend_pid, current_setting('server_version_num')::int AS version,
       set_config('statement_timeout', '0', false), set_config('lock_timeout', '0', false),
       set_config('tcp_keepalives_idle', $1, false), set_config('tcp_keepalives_interval', $1, false),
